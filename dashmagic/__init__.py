@@ -39,14 +39,14 @@ _LAZY = {
     "stream": "client",
     "build_call": "request",
     "Trace": "trace",
-    "KNOWN_PLUGINS": "plugins",
+    "KNOWN_PLUGINS": "_constants",
     **{name: "errors" for name in __all__ if name.endswith("Error") or name in ("RecordingMiss", "Interrupted")},
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .client import run, stream
     from .errors import *  # noqa: F403
-    from .plugins import KNOWN_PLUGINS
+    from ._constants import KNOWN_PLUGINS
     from .request import build_call
     from .trace import Trace
 

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 from urllib.parse import urlsplit
 
 from . import __version__
+from ._constants import DEFAULT_MODEL, DEFAULT_SYSTEM
 from .errors import ConfigError
 from .trace import RequestInfo
 
@@ -29,8 +30,6 @@ __all__ = [
 ]
 
 GENERATION_PATH = "/services/aigc/text-generation/generation"
-DEFAULT_MODEL = "qwen-plus"
-DEFAULT_SYSTEM = "You are a helpful assistant."
 
 Prompt = Union[str, Sequence[Mapping[str, Any]]]
 #: Keys the client owns; a caller passing them in ``parameters`` is told why not.

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from .._constants import KNOWN_PLUGINS
 from ..trace import freeze
 from . import calculator, code_interpreter, hotel, ocr, pdf_extracter, text_to_image
 
@@ -25,15 +26,6 @@ __all__ = [
     "decode_json",
 ]
 
-#: The six plugins DashScope documents, by their ``X-DashScope-Plugin`` header key.
-KNOWN_PLUGINS: tuple[str, ...] = (
-    "ocr",
-    "calculator",
-    "text_to_image",
-    "haozhu_recommend_hotel",
-    "pdf_extracter",
-    "code_interpreter",
-)
 
 #: ``plugin_call.name`` values that are display names, not header keys (seed: the hotel plugin).
 DISPLAY_NAMES: Mapping[str, str] = {"酒店推荐插件": "haozhu_recommend_hotel"}

@@ -1,0 +1,112 @@
+"""Live display of a streaming trace in IPython: one output, updated in place, throttled.
+
+The final output is an ordinary ``display_data`` mime bundle (``text/html`` + ``text/plain``),
+so it survives save/reopen, nbconvert, GitHub and VS Code; nothing lives only in a widget.
+Updates are throttled (``interval``, default 0.1 s ⇒ at most ~10 a second) and the HTML is
+re-rendered only when an update is actually sent, so a long answer costs O(events) parsing
+plus O(updates) rendering, not O(events) renderings.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Mapping
+
+from .render import mimebundle
+from .trace import Trace
+
+__all__ = ["LiveDisplay", "output_metadata"]
+
+
+def output_metadata(trace: Trace) -> dict[str, Any]:
+    """Provenance kept in the output's metadata (no key, no signed URLs)."""
+    usage = trace.usage
+    return {
+        "dashmagic": {
+            "model": trace.model or trace.request.model,
+            "plugins": list(trace.request.plugins),
+            "status": trace.status,
+            "request_id": trace.request_id,
+            "usage": {
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "total_tokens": usage.total_tokens,
+                "plugins": dict(usage.plugins),
+            },
+        }
+    }
+
+
+class LiveDisplay:
+    """Shows snapshots of one trace.
+
+    ``live`` (a Jupyter kernel): the first snapshot is displayed at once with a display id,
+    later ones update it at most every ``interval`` seconds, and :meth:`close` sends the final
+    one. Not live (terminal IPython, ``--no-stream`` under nbval…): only the final snapshot is
+    displayed, once, so a terminal never reprints the whole trace.
+    """
+
+    def __init__(
+        self,
+        *,
+        live: bool,
+        interval: float = 0.1,
+        images: Callable[[Trace], Mapping[str, Any]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.live = live
+        self.interval = interval
+        self._images = images
+        self._clock = clock
+        self._handle: Any = None
+        self._last_sent = float("-inf")
+        self._pending: Trace | None = None
+        self._shown_events = 0
+        self.updates = 0  # how many bundles were sent to the frontend (benchmarks read this)
+        self.bytes_sent = 0
+
+    def _bundle(self, trace: Trace) -> tuple[dict[str, Any], dict[str, Any]]:
+        images = self._images(trace) if self._images else None
+        data = mimebundle(trace, images=images)
+        self.updates += 1
+        self.bytes_sent += sum(len(v) for v in data.values())
+        return data, output_metadata(trace)
+
+    def show(self, trace: Trace) -> None:
+        """A new snapshot arrived; send it now if the throttle allows, else keep it pending."""
+        self._pending = trace
+        if not self.live:
+            return
+        now = self._clock()
+        # The first snapshot with content goes out at once (the "waiting" placeholder before it
+        # does not count against the throttle): first visible update = first event.
+        first_content = self._shown_events == 0 and trace.events > 0
+        if self._handle is not None and not first_content and now - self._last_sent < self.interval:
+            return
+        self._send(trace, now)
+
+    def _send(self, trace: Trace, now: float) -> None:
+        from IPython.display import display
+
+        data, metadata = self._bundle(trace)
+        if self._handle is None:
+            self._handle = display(data, metadata=metadata, raw=True, display_id=True)
+        else:
+            self._handle.update(data, metadata=metadata, raw=True)
+        self._last_sent = now
+        self._shown_events = trace.events
+        self._pending = None
+
+    def close(self, final: Trace | None = None) -> None:
+        """Send the final snapshot (always, even if the throttle just sent one)."""
+        from IPython.display import display
+
+        trace = final or self._pending
+        if trace is None:
+            return
+        data, metadata = self._bundle(trace)
+        if self._handle is None:
+            display(data, metadata=metadata, raw=True)
+        else:
+            self._handle.update(data, metadata=metadata, raw=True)
+        self._pending = None

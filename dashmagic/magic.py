@@ -1,0 +1,366 @@
+"""``%%dashscope`` / ``%dashscope`` / ``%dashscope_reset``: a thin IPython adapter.
+
+The magic parses flags, turns the cell into a :class:`~dashmagic.request.Call`, runs it with
+:func:`dashmagic.client.execute` and hands each snapshot to :class:`~dashmagic.display.LiveDisplay`.
+Defaults are traitlets on :class:`DashScopeMagics` (``%config DashScopeMagics.model = "qwen-max"``).
+The API key is deliberately *not* a trait: ``%config`` prints trait values.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
+
+from IPython.core import magic_arguments
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
+from traitlets import Bool, Float, Int, List, Unicode, validate
+from traitlets import TraitError
+
+from ._constants import DEFAULT_MODEL, DEFAULT_SYSTEM, KNOWN_PLUGINS
+from .errors import ConfigError, DashmagicError, Interrupted
+
+if TYPE_CHECKING:
+    from .config import Secret
+    from .request import Call
+    from .trace import Trace
+
+# The pipeline (cell, config, request, client, display) is imported on the first cell, not at
+# %load_ext: building its dataclasses alone costs tens of milliseconds.
+
+__all__ = ["DashScopeMagics", "load", "unload"]
+
+MODES = ("live", "record", "replay")
+_REPLAY_KEY_TEXT = "replay-mode-sends-no-key"
+
+
+class Plan(NamedTuple):
+    """Everything one cell will do, decided before any I/O."""
+
+    call: Call
+    mode: str
+    recordings: str | None
+    stream: bool
+    dry_run: bool
+    out: str | None
+    chat: bool
+    timeout: tuple[float, float]
+    user_message: dict[str, Any]
+
+
+@magics_class
+class DashScopeMagics(Magics):
+    """Defaults for ``%%dashscope``; set with ``%config DashScopeMagics.<name> = value``."""
+
+    model = Unicode(DEFAULT_MODEL, help="Model name, e.g. qwen-plus, qwen-max, qwen-turbo.").tag(config=True)
+    system = Unicode(DEFAULT_SYSTEM, help="System message ('' sends none).").tag(config=True)
+    plugins = List(Unicode(), default_value=[], help="Plugins used when --plugins is not given.").tag(config=True)
+    stream = Bool(
+        None, allow_none=True, help="Stream answers live. None: on in a Jupyter kernel, off in a terminal."
+    ).tag(config=True)
+    timeout = Float(180.0, help="Read timeout in seconds (for streams: the longest silence between events).").tag(config=True)
+    connect_timeout = Float(10.0, help="Connect timeout in seconds.").tag(config=True)
+    retries = Int(3, help="Tries for throttling (429), 5xx and connection failures before any reply.").tag(config=True)
+    embed_images = Bool(True, help="Fetch figures once and embed their bytes (signed URLs expire).").tag(config=True)
+    max_image_bytes = Int(5 * 1024 * 1024, help="Largest figure embedded, in bytes.").tag(config=True)
+    image_hosts = List(
+        Unicode(), default_value=[".aliyuncs.com"],
+        help="Hosts figures may be fetched from ('.suffix' or exact); the base URL's host is always allowed.",
+    ).tag(config=True)
+    update_interval = Float(0.1, help="Seconds between live updates (the throttle).").tag(config=True)
+    interpolate = Bool(True, help="Replace {{ expr }} in prompts with values from the namespace.").tag(config=True)
+    mode = Unicode("", help="live, record or replay ('' reads DASHMAGIC_MODE, default live).").tag(config=True)
+    recordings = Unicode("", help="Recording file for record/replay ('' reads DASHMAGIC_RECORDINGS; replay defaults to 'demo').").tag(config=True)
+    base_url = Unicode("", help="API base URL ('' reads DASHSCOPE_HTTP_BASE_URL, default Beijing).").tag(config=True)
+
+    @validate("mode")
+    def _check_mode(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"]).strip().lower()
+        if value and value not in MODES:
+            raise TraitError(f"invalid mode {value!r}, expected one of {', '.join(MODES)}")
+        return value
+
+    @validate("timeout", "connect_timeout", "update_interval")
+    def _check_positive(self, proposal: dict[str, Any]) -> float:
+        if proposal["value"] <= 0:
+            raise TraitError(f"{proposal['trait'].name} must be a positive number of seconds")
+        return proposal["value"]
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._chat: list[dict[str, Any]] = []
+        self._session_key: Secret | None = None  # from getpass, this kernel session only
+        self._getpass: Callable[[str], str] = getpass.getpass
+        self.last_display: Any = None  # the LiveDisplay of the last cell (tests, benchmarks)
+
+    # -- the magics -----------------------------------------------------------------------
+    @no_var_expand
+    @magic_arguments.magic_arguments()
+    @magic_arguments.argument("--plugins", "-p", help="Comma-separated plugins: " + ", ".join(KNOWN_PLUGINS) + ".")
+    @magic_arguments.argument("--model", "-m", help="Model, e.g. qwen-plus (default from config).")
+    @magic_arguments.argument("--system", help="System message for this cell.")
+    @magic_arguments.argument("--seed", type=int, help="Sampling seed, for repeatable answers.")
+    @magic_arguments.argument("--file", action="append", default=[], metavar="URL", help="A document URL (repeatable), for pdf_extracter.")
+    @magic_arguments.argument("--param", action="append", default=[], metavar="KEY=VALUE", help="Extra model parameter (repeatable); JSON values parse, e.g. temperature=0.2.")
+    @magic_arguments.argument("--stream", dest="stream", action="store_true", default=None, help="Stream the answer live.")
+    @magic_arguments.argument("--no-stream", dest="stream", action="store_false", help="Wait for the whole answer.")
+    @magic_arguments.argument("--out", "-o", metavar="NAME", help="Store the Trace in this variable.")
+    @magic_arguments.argument("--chat", action="store_true", help="Continue this notebook's conversation (see %%dashscope_reset).")
+    @magic_arguments.argument("--dry-run", action="store_true", help="Show the exact request (key masked) and send nothing.")
+    @magic_arguments.argument("--timeout", type=float, metavar="SECONDS", help="Read timeout (streams: longest silence between events).")
+    @magic_arguments.argument("--no-interpolate", action="store_true", help="Send {{ }} literally.")
+    @magic_arguments.argument("--record", metavar="PATH", help="Call the service and append the exchange to PATH.")
+    @magic_arguments.argument("--replay", metavar="PATH", help="Answer from a recording ('demo' = bundled examples); no network.")
+    @magic_arguments.argument("prompt", nargs="*", help="(line magic) the prompt.")
+    @line_cell_magic
+    def dashscope(self, line: str, cell: str | None = None) -> None:
+        """Ask a DashScope model, with plugins, and show the plugin trace.
+
+        Examples
+        --------
+        ::
+
+            %%dashscope --plugins code_interpreter
+            画一个y=x^2的函数图
+
+            %dashscope --plugins calculator 12345*98765是多少
+
+            %%dashscope --plugins calculator --out t --seed 42
+            What is {{ a }} times {{ b }}?     # {{ expr }} is replaced; single braces stay
+
+            %%dashscope --replay demo --plugins calculator
+            12345*98765是多少                    # offline, from the bundled recordings
+
+        The key is read from DASHSCOPE_API_KEY, DASHSCOPE_API_KEY_FILE_PATH or
+        ~/.dashscope/api_key (never from a cell). Defaults: ``%config DashScopeMagics``.
+        """
+        args = _parse_line(self.dashscope, line)
+        plan = self._plan(args, " ".join(args.prompt) if cell is None else cell)
+        if plan.dry_run:
+            return self._show_dry_run(plan)
+        trace, error = self._execute(plan)
+        if plan.out:
+            self.shell.user_ns[plan.out] = trace
+        if error is not None:
+            raise error
+        if plan.chat:
+            self._chat.extend([plan.user_message, *trace.history()])
+        return None
+
+    @line_magic
+    def dashscope_reset(self, line: str = "") -> None:
+        """Forget the ``--chat`` conversation of this notebook."""
+        turns = sum(1 for m in self._chat if m.get("role") == "user")
+        self._chat.clear()
+        print(f"dashmagic: chat history cleared ({turns} turn{'s' if turns != 1 else ''} forgotten).")
+
+    # -- planning (no I/O) ------------------------------------------------------------------
+    def _plan(self, args: Any, text: str) -> Plan:
+        from .cell import check_prompt, interpolate, parse_params, parse_plugins
+        from .config import Settings, check_base_url
+        from .request import build_call
+
+        # A cell body ends with a newline; surrounding blank space is never part of the question.
+        prompt = check_prompt(text).strip()
+        if self.interpolate and not args.no_interpolate:
+            prompt = interpolate(prompt, self.shell.user_ns)
+        plugins, unknown = parse_plugins(args.plugins if args.plugins is not None else self.plugins)
+        if unknown:
+            warnings.warn(
+                f"Unknown plugin(s) {', '.join(unknown)}: sent anyway. Known plugins: {', '.join(KNOWN_PLUGINS)}.",
+                UserWarning, stacklevel=2,
+            )
+        if args.record and args.replay:
+            raise ConfigError("--record and --replay exclude each other: choose one.")
+        mode, recordings = self._mode(args)
+        if args.out is not None and not args.out.isidentifier():
+            raise ConfigError(f"--out needs a Python variable name, got {args.out!r}.")
+        if args.timeout is not None and args.timeout <= 0:
+            raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout:g}.")
+        stream = args.stream if args.stream is not None else self._default_stream()
+        env = Settings.from_env()
+        base = check_base_url(self.base_url or env.base_url)
+        call = build_call(
+            prompt,
+            plugins=plugins,
+            model=args.model or self.model,
+            system=self.system if args.system is None else args.system,
+            files=args.file,
+            seed=args.seed,
+            parameters=parse_params(args.param),
+            history=self._chat if args.chat else None,
+            stream=stream,
+            base_url=base,
+        )
+        return Plan(
+            call=call, mode=mode, recordings=recordings, stream=stream, dry_run=args.dry_run,
+            out=args.out, chat=args.chat,
+            timeout=(self.connect_timeout, args.timeout or self.timeout),
+            user_message=call.body["input"]["messages"][-1],
+        )
+
+    def _mode(self, args: Any) -> tuple[str, str | None]:
+        from .config import Settings
+
+        if args.record:
+            return "record", args.record
+        if args.replay:
+            return "replay", args.replay
+        env = Settings.from_env()
+        mode = self.mode or env.mode or "live"
+        if mode not in MODES:
+            raise ConfigError(f"DASHMAGIC_MODE={mode!r} is not a mode; use one of {', '.join(MODES)}.")
+        recordings = self.recordings or env.recordings
+        if mode == "replay" and not recordings:
+            recordings = "demo"
+        if mode == "record" and not recordings:
+            raise ConfigError("Record mode needs a file: --record PATH or DASHMAGIC_RECORDINGS=PATH.")
+        return mode, recordings
+
+    def _default_stream(self) -> bool:
+        if self.stream is not None:
+            return bool(self.stream)
+        return _in_kernel(self.shell)
+
+    # -- doing ------------------------------------------------------------------------------
+    def _key(self, mode: str) -> Secret:
+        from .config import MISSING_KEY_MESSAGE, Secret, Settings
+
+        if mode == "replay":
+            return Secret(_REPLAY_KEY_TEXT)
+        key = Settings.from_env().api_key or self._session_key
+        if key is not None:
+            return key
+        if _can_prompt(self.shell):
+            value = self._getpass("DashScope API key (kept in memory for this session only): ").strip()
+            if value:
+                self._session_key = Secret(value)
+                return self._session_key
+        raise ConfigError(MISSING_KEY_MESSAGE)
+
+    def _execute(self, plan: Plan) -> tuple[Trace, DashmagicError | None]:
+        from .client import execute
+        from .display import LiveDisplay
+        from .trace import Trace
+
+        key = self._key(plan.mode)
+        session, images = self._sessions(plan, key)
+        view = LiveDisplay(live=_in_kernel(self.shell), interval=self.update_interval, images=images)
+        self.last_display = view
+        snapshots = execute(
+            plan.call, key=key, timeout=plan.timeout, retries=self.retries, session=session,
+            on_retry=view.show,
+        )
+        if view.live:  # show at once that something is happening, even before the first byte
+            view.show(Trace(request=plan.call.info))
+        try:
+            last, error = _consume(snapshots, view.show)
+            view.close(last)
+        finally:
+            session.close()
+        return last, error
+
+    def _sessions(self, plan: Plan, key: Secret) -> tuple[Any, Callable[[Trace], Any] | None]:
+        from . import recording
+        from .images import ImageCache, ImagePolicy
+
+        session = recording.session_for(plan.mode, plan.recordings, key=key)
+        if not self.embed_images:
+            return session, None
+        policy = ImagePolicy.for_base_url(
+            plan.call.url, hosts=tuple(self.image_hosts), max_bytes=self.max_image_bytes,
+            timeout=min(self.timeout, 30.0), offline=plan.mode == "replay",
+        )
+        cache = ImageCache(policy, session=recording.image_session_for(plan.mode, plan.recordings))
+        return session, lambda trace: cache.fetch_all([f.url for f in trace.figures])
+
+    def _show_dry_run(self, plan: Plan) -> None:
+        from IPython.display import display
+
+        from .render.request import render_call
+
+        display(render_call(plan.call, mode=plan.mode, recordings=plan.recordings), raw=True)
+
+
+def _parse_line(magic: Any, line: str) -> Any:
+    """Like ``magic_arguments.parse_argstring`` but with shell quoting (IPython's keeps quotes:
+    ``--system "Be brief."`` would send the quote characters)."""
+    import shlex
+
+    from IPython.core.error import UsageError
+
+    try:
+        argv = shlex.split(line, posix=True)
+    except ValueError as exc:
+        raise UsageError(f"%dashscope: could not split the flags ({exc}); check the quotes.") from None
+    return magic.parser.parse_args(argv)
+
+
+def _consume(snapshots: Iterator[Trace], show: Callable[[Trace], None]) -> tuple[Trace, DashmagicError | None]:
+    """Drive the stream to its end; return the last snapshot and the error that ended it, if any.
+
+    A Ctrl-C that lands outside the generator (while rendering) still closes the HTTP
+    response and leaves the partial trace, marked interrupted.
+    """
+    last: Trace | None = None
+    try:
+        for last in snapshots:
+            show(last)
+    except DashmagicError as exc:
+        return (exc.trace or last), exc  # type: ignore[return-value]
+    except KeyboardInterrupt:
+        snapshots.close()  # type: ignore[attr-defined]
+        error = Interrupted("Stopped by the user; the partial trace is kept.")
+        if last is None:
+            raise error from None
+        last = last.replace(status="interrupted")
+        error.trace = last
+        return last, error
+    assert last is not None
+    return last, None
+
+
+def _in_kernel(shell: Any) -> bool:
+    return getattr(shell, "kernel", None) is not None
+
+
+def _can_prompt(shell: Any) -> bool:
+    kernel = getattr(shell, "kernel", None)
+    if kernel is not None:
+        return bool(getattr(kernel, "_allow_stdin", False))
+    return bool(sys.stdin and sys.stdin.isatty()) and os.environ.get("CI") is None
+
+
+# -- extension entry points ---------------------------------------------------------------
+_LOADED: dict[int, DashScopeMagics] = {}
+
+
+def load(ipython: Any) -> None:
+    if id(ipython) in _LOADED:
+        return
+    try:
+        magics = DashScopeMagics(shell=ipython)
+    except TraitError as exc:
+        # A bad `%config DashScopeMagics.x = …` stays in the shell's config and would make every
+        # later %load_ext fail: drop our section, say so, and load with defaults.
+        ipython.config.pop("DashScopeMagics", None)
+        warnings.warn(f"dashmagic: ignoring invalid DashScopeMagics config ({exc}); using defaults.", UserWarning)
+        magics = DashScopeMagics(shell=ipython)
+    ipython.register_magics(magics)
+    _LOADED[id(ipython)] = magics
+
+
+def unload(ipython: Any) -> None:
+    """Undo load(): IPython has no unregister, so remove names, registry entry and configurable."""
+    magics = _LOADED.pop(id(ipython), None)
+    if magics is None:
+        return
+    manager = ipython.magics_manager
+    for kind, names in magics.magics.items():
+        for name in names:
+            manager.magics[kind].pop(name, None)
+    manager.registry.pop(type(magics).__name__, None)
+    if magics in ipython.configurables:
+        ipython.configurables.remove(magics)
