@@ -143,7 +143,8 @@ def _read_chunks(response: requests.Response) -> Iterator[bytes]:
         yield from response.iter_content(chunk_size=None)
         return
     while True:
-        chunk = read1(65536)
+        # decode_content: requests opens the body raw; a gzipped event stream must be inflated.
+        chunk = read1(65536, decode_content=True)
         if not chunk:
             return
         yield chunk

@@ -295,7 +295,28 @@ def _parse_line(magic: Any, line: str) -> Any:
         argv = shlex.split(line, posix=True)
     except ValueError as exc:
         raise UsageError(f"%dashscope: could not split the flags ({exc}); check the quotes.") from None
+    _refuse_repeats(magic.parser, argv)
     return magic.parser.parse_args(argv)
+
+
+def _refuse_repeats(parser: Any, argv: list[str]) -> None:
+    """argparse silently keeps the last of a repeated flag; a user who wrote two meant something."""
+    from IPython.core.error import UsageError
+
+    seen: dict[str, str] = {}
+    for token in argv:
+        if token == "--":
+            break
+        name = token.split("=", 1)[0]
+        action = parser._option_string_actions.get(name)
+        if action is None or type(action).__name__ in ("_AppendAction", "_StoreFalseAction", "_StoreTrueAction"):
+            continue
+        if action.dest in seen:
+            raise UsageError(
+                f"%dashscope: {seen[action.dest]} is given twice (also as {name}); give it once "
+                "(only --file and --param repeat)."
+            )
+        seen[action.dest] = name
 
 
 def _consume(snapshots: Iterator[Trace], show: Callable[[Trace], None]) -> tuple[Trace, DashmagicError | None]:

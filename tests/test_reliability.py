@@ -1,0 +1,279 @@
+"""The fault matrix and the bad-input matrix; docs/reliability.md is generated from these rows.
+
+Each row is a real exchange with the loopback fake (faults injected on the wire) or a real
+cell in an InteractiveShell. Regenerate the document with::
+
+    python tests/test_reliability.py --write
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+import dashmagic
+from dashmagic.errors import (
+    ApiError,
+    ConfigError,
+    ProtocolError,
+    RateLimitError,
+    ServerError,
+    TimeoutError,
+    TransportError,
+)
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
+CALC = "12345*98765是多少"
+
+
+@dataclass(frozen=True)
+class Fault:
+    id: str
+    situation: str
+    inject: tuple[str, dict[str, Any]] | None
+    stream: bool
+    error: type[Exception] | None
+    message: str  # a phrase the user sees
+    requests: int  # how many requests reached the server (1 = not retried)
+    partial: bool  # steps received before the failure are kept
+    timeout: float | None = None
+
+
+FAULTS: list[Fault] = [
+    Fault("429-then-ok", "429 Throttling.RateQuota, then success", ("throttle", {}), True, None,
+          "Retried after HTTP 429 Throttling.RateQuota", 2, False),
+    Fault("429-always", "429 on every try", ("throttle", {"times": 5}), False, RateLimitError,
+          "Requests rate limit exceeded", 3, False),
+    Fault("500", "500 InternalError once", ("server_error", {}), False, None, "Retried after HTTP 500 InternalError", 2, False),
+    Fault("502-html", "502 with an HTML page, every try", ("bad_gateway_html", {"times": 5}), False, ServerError,
+          "non-JSON error page", 3, False),
+    Fault("503-retry-after", "503 with Retry-After: 1, then success", ("unavailable", {"retry_after": 1}), False, None,
+          "waited 1.0 s", 2, False),
+    Fault("refused", "connection refused (nothing listening)", None, False, TransportError,
+          "Connection refused", 0, False),
+    Fault("reset-before", "connection reset before the response, then success", ("reset_before_response", {}), False,
+          None, "Retried after Could not reach", 2, False),
+    Fault("reset-mid-stream", "connection reset in the middle of a stream", ("reset_mid_stream", {}), True,
+          TransportError, "broke in the middle of the reply", 1, True),
+    Fault("stall", "stream stalls longer than the read timeout", ("stall", {"seconds": 3.0}), True, TimeoutError,
+          "went silent for more than 0.5 s", 1, True, 0.5),
+    Fault("garbage-json", "status 200 with garbage JSON", ("garbage_json", {}), False, ProtocolError,
+          "not valid JSON", 1, False),
+    Fault("cut-mid-event", "SSE stream cut in the middle of an event", ("cut_mid_event", {}), True, TransportError,
+          "ended in the middle of an event", 1, True),
+    Fault("error-event-first", "event:error as the first event", ("error_event_first", {}), True, ApiError,
+          "DataInspectionFailed", 1, False),
+    Fault("error-event-mid", "event:error in the middle of a stream", ("error_event_mid", {}), True, ServerError,
+          "InternalError", 1, True),
+    Fault("10mb", "a 10 MB response", ("huge_response", {}), False, None, "", 1, False),
+    Fault("invalid-utf8", "invalid UTF-8 in the body", ("invalid_utf8", {}), False, ProtocolError,
+          "not valid UTF-8", 1, False),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("row", FAULTS, ids=[f.id for f in FAULTS])
+def test_fault(fake_dashscope, row: Fault) -> None:
+    base = fake_dashscope.base_url if row.id != "refused" else f"http://127.0.0.1:{_free_port()}/api/v1"
+    if row.inject:
+        name, options = row.inject
+        fake_dashscope.inject(name, **options)
+    call = dashmagic.stream if row.stream else dashmagic.run
+    kwargs = dict(plugins=["calculator"], seed=42, api_key="sk-test", base_url=base, timeout=row.timeout)
+    started = time.monotonic()
+    if row.error is None:
+        result = call(CALC, **kwargs)
+        trace = list(result)[-1] if row.stream else result
+        assert trace.status == "complete" and trace.error is None
+        if row.message:
+            assert any(row.message in note for note in trace.notes), trace.notes
+        if row.id == "10mb":
+            assert len(trace.answer) >= 10 * 1024 * 1024 - 100
+        if row.id == "503-retry-after":
+            assert time.monotonic() - started >= 1.0  # Retry-After was honoured
+    else:
+        with pytest.raises(row.error) as info:
+            list(call(CALC, **kwargs)) if row.stream else call(CALC, **kwargs)
+        error = info.value
+        assert row.message in str(error), str(error)
+        assert "\n" not in str(error) and "Traceback" not in str(error)
+        trace = error.trace
+        assert trace is not None and trace.status == "error" and trace.error.type == type(error).__name__
+        assert bool(trace.steps) == row.partial, trace.steps
+        if isinstance(error, TransportError) and row.id == "refused":
+            assert len(trace.notes) == 2  # three tries, two visible retries
+    assert len(fake_dashscope.generation_requests) == row.requests
+
+
+def test_never_retries_other_4xx(fake_dashscope) -> None:
+    fake_dashscope.inject("access_denied", times=3)
+    with pytest.raises(ApiError):
+        dashmagic.run(CALC, plugins=["calculator"], api_key="sk-test", base_url=fake_dashscope.base_url)
+    assert len(fake_dashscope.generation_requests) == 1
+
+
+def test_retries_are_configurable(fake_dashscope) -> None:
+    fake_dashscope.inject("throttle", times=5)
+    with pytest.raises(RateLimitError):
+        dashmagic.run(CALC, api_key="sk-test", base_url=fake_dashscope.base_url, retries=1)
+    assert len(fake_dashscope.generation_requests) == 1
+
+
+def test_retry_is_shown_in_the_notebook_output(fake_env, shell) -> None:
+    from IPython.utils.capture import capture_output
+
+    fake_env.inject("throttle")
+    with capture_output() as cap:
+        shell.run_cell(f"%%dashscope --plugins calculator\n{CALC}")
+    final = cap.outputs[-1].data
+    assert "Retried after HTTP 429 Throttling.RateQuota" in final["text/plain"]
+    assert "Retried after HTTP 429" in final["text/html"]
+
+
+# -- bad input ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BadInput:
+    id: str
+    situation: str
+    line: str
+    body: str | None
+    error: str  # exception type name
+    message: str
+
+
+BAD_INPUTS: list[BadInput] = [
+    BadInput("unknown-flag", "unknown flag", "--bogus", "hi", "UsageError", "unrecognized arguments: --bogus"),
+    BadInput("duplicate-flag", "duplicate flag", "--model qwen-max --model qwen-plus", "hi", "UsageError",
+             "--model is given twice"),
+    BadInput("empty-cell", "empty cell (IPython's own check)", "", "", "UsageError", "the cell body is empty"),
+    BadInput("whitespace-cell", "whitespace-only cell", "", "  \n\t \n", "ConfigError", "The cell is empty"),
+    BadInput("1mb-prompt", "a 1 MB prompt", "", "x" * 1_000_000, "ConfigError", "more than the 500,000 dashmagic sends"),
+    BadInput("param-json", "--param with invalid JSON", "--param 'stop=[\"a\",'", "hi", "ConfigError",
+             "looks like JSON but does not parse"),
+    BadInput("param-no-equals", "--param without =", "--param temperature", "hi", "ConfigError", "--param expects key=value"),
+    BadInput("file-not-url", "--file that is not a URL", "--plugins pdf_extracter --file report.pdf", "总结", "ConfigError",
+             "--file expects a URL"),
+    BadInput("unknown-name", "unknown interpolation name", "", "{{ no_such_name }}", "ConfigError",
+             "name 'no_such_name' is not defined"),
+    BadInput("unknown-plugin", "unknown plugin (sent with a warning; the fake's account refuses it)", "--plugins weather",
+             "hi", "PermissionDeniedError", 'Plugin ["weather"] access denied.'),
+    BadInput("bad-base-url", "a base URL that is not a URL", "", "hi", "ConfigError", "is not an http(s) URL"),
+    BadInput("http-base-url", "plain http to a non-loopback host", "", "hi", "ConfigError",
+             "Refusing to send the API key over plain http"),
+    BadInput("bad-timeout", "--timeout 0", "--timeout 0", "hi", "ConfigError", "--timeout must be a positive number"),
+    BadInput("bad-quotes", "unbalanced quotes in the flags", '--system "oops', "hi", "UsageError", "check the quotes"),
+]
+
+_BASE_URLS = {"bad-base-url": "dashscope.aliyuncs.com/api/v1", "http-base-url": "http://dashscope.example.com/api/v1"}
+
+
+@pytest.mark.parametrize("row", BAD_INPUTS, ids=[b.id for b in BAD_INPUTS])
+def test_bad_input(fake_env, shell, monkeypatch, row: BadInput) -> None:
+    from IPython.utils.capture import capture_output
+
+    if row.id in _BASE_URLS:
+        monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", _BASE_URLS[row.id])
+    source = f"%%dashscope {row.line}\n{row.body}"
+    with warnings.catch_warnings(record=True) as caught, capture_output() as cap:
+        warnings.simplefilter("always")
+        result = shell.run_cell(source)
+    error = result.error_in_exec
+    assert type(error).__name__ == row.error, (error, cap.stdout)
+    assert row.message in str(error)
+    # UsageError goes to stderr, our errors' one-line _render_traceback_ to stdout.
+    printed = [line for line in (cap.stdout + cap.stderr).splitlines() if line.strip()]
+    assert len(printed) == 1 and "Traceback" not in cap.stdout + cap.stderr, printed
+    if row.id == "unknown-plugin":
+        assert any("Known plugins: ocr, calculator" in str(w.message) for w in caught)
+
+
+def test_api_bad_inputs_raise_config_errors(fake_dashscope) -> None:
+    kwargs = dict(api_key="sk-test", base_url=fake_dashscope.base_url)
+    with pytest.raises(ConfigError, match="The prompt is empty"):
+        dashmagic.run("  ", **kwargs)
+    with pytest.raises(ConfigError, match="--file expects a URL"):
+        dashmagic.run("x", files=["report.pdf"], **kwargs)
+    with pytest.raises(ConfigError, match="not an http"):
+        dashmagic.run("x", api_key="k", base_url="ftp://x")
+    with pytest.raises(ConfigError, match="seed must be an integer"):
+        dashmagic.run("x", seed="42", **kwargs)  # type: ignore[arg-type]
+    assert fake_dashscope.generation_requests == []
+
+
+def test_non_dashscope_host_warns_once(fake_dashscope) -> None:
+    from dashmagic.config import check_base_url
+
+    with pytest.warns(UserWarning, match="will send your DashScope API key to proxy.example.org"):
+        check_base_url("https://proxy.example.org/api/v1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_base_url("https://proxy.example.org/api/v1")  # once per host
+        check_base_url("https://dashscope-intl.aliyuncs.com/api/v1")
+        check_base_url(fake_dashscope.base_url)
+
+
+# -- the document ---------------------------------------------------------------------------------
+def _fault_row(f: Fault) -> str:
+    outcome = f"`{f.error.__name__}`" if f.error else "completes"
+    retried = "no" if f.requests <= 1 else f"yes ({f.requests} tries)"
+    if f.id == "refused":
+        retried = "yes (3 tries)"
+    return f"| {f.situation} | {outcome} | {f.message or '—'} | {retried} | {'yes' if f.partial else '—'} |"
+
+
+def _cell(text: str) -> str:
+    return "`" + text.replace("|", "\\|") + "`"
+
+
+def render_doc() -> str:
+    lines = [
+        "# Reliability: what happens when things go wrong",
+        "",
+        "Generated from `tests/test_reliability.py` (`python tests/test_reliability.py --write`); a test",
+        "checks this file against the rows, and every row is a passing test against the loopback fake.",
+        "",
+        "Retries: 429 (`Throttling.*`), 500/502/503/504 and connection failures before any response byte,",
+        "at most `retries` tries (default 3, `DashScopeMagics.retries`, `run(retries=…)`), exponential",
+        "backoff with jitter, `Retry-After` honoured; each retry is a visible note in the output. Never",
+        "retried: other 4xx, read timeouts, and anything once a reply has started (no duplicated answers,",
+        "no double cost).",
+        "",
+        "## Faults",
+        "",
+        "| situation | outcome | the user sees | retried | partial trace kept |",
+        "|---|---|---|---|---|",
+        *(_fault_row(f) for f in FAULTS),
+        "",
+        "## Bad input",
+        "",
+        "Each gets a one-line message in the cell output and no traceback; the exception keeps its type.",
+        "",
+        "| input | error | message contains |",
+        "|---|---|---|",
+        *(f"| {b.situation} | `{b.error}` | {_cell(b.message)} |" for b in BAD_INPUTS),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def test_document_matches_the_rows() -> None:
+    assert DOC.read_text(encoding="utf-8") == render_doc(), "run: python tests/test_reliability.py --write"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write"]:
+        DOC.parent.mkdir(exist_ok=True)
+        DOC.write_text(render_doc(), encoding="utf-8")
+        print(f"wrote {DOC}")
