@@ -1,0 +1,300 @@
+"""What the text and HTML renderers share: URL hygiene, step grouping, summaries, footer.
+
+Everything here is pure and deterministic; no HTML is produced (see :mod:`.html`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Union
+from urllib.parse import urlsplit, urlunsplit
+
+from ..plugins import GenericView
+from ..plugins.calculator import CalculatorArgs
+from ..plugins.hotel import HotelArgs
+from ..plugins.ocr import OcrArgs
+from ..plugins.text_to_image import TextToImageArgs
+from ..trace import Answer, CodeBlock, PluginCall, PluginResult, Thought, Trace, thaw
+
+__all__ = [
+    "Exchange",
+    "Block",
+    "EMBEDDABLE_MIMES",
+    "clean",
+    "redact",
+    "strip_query",
+    "http_url",
+    "url_label",
+    "truncate",
+    "group_steps",
+    "exchange_state",
+    "plugin_label",
+    "summarize_arguments",
+    "format_size",
+    "format_elapsed",
+    "footer_parts",
+    "error_line",
+    "error_parts",
+    "image_problem",
+    "pretty_json",
+    "embeddable",
+]
+
+#: Image types that may become ``data:`` URIs (never SVG: it can carry script).
+EMBEDDABLE_MIMES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+# C0 controls except tab/newline, DEL and C1 controls: terminal escapes (ESC[2J, OSC 8 links)
+# or a lone CR could hide or rewrite text in a terminal, so they are shown as \xNN.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_URL_WITH_QUERY = re.compile(r"(?i)\b(https?://[^\s?#<>\"'()\[\]]+)[?#][^\s<>\"'()\[\]]*")
+# Query keys that make a URL a bearer capability (OSS/S3 signatures, tokens, keys).
+_SECRET_KEY = re.compile(
+    r"(?i)(?:^|[?&#])(?:signature|ossaccesskeyid|x-oss-[a-z-]+|x-amz-[a-z-]+|security-token"
+    r"|expires|access_?token|token|api_?key|key|sig|credential)="
+)
+# Plain http(s) URLs only: no whitespace, controls, quotes, <>, backslashes or backticks.
+_HTTP = re.compile(r"(?i)^https?://[^\s\x00-\x1f\x7f\"'<>\\`]+$")
+
+
+def clean(text: Any) -> str:
+    """``str(text)`` with CRLF normalised and control characters made visible."""
+    s = text if isinstance(text, str) else str(text)
+    s = s.replace("\r\n", "\n")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+
+
+def redact(text: str) -> str:
+    """Drop the query string of every URL in free text whose query looks like a signature."""
+
+    def fix(m: re.Match[str]) -> str:
+        return m.group(1) if _SECRET_KEY.search(m.group()[len(m.group(1)) :]) else m.group()
+
+    return _URL_WITH_QUERY.sub(fix, text)
+
+
+def strip_query(url: str) -> str:
+    """The URL without query string, fragment or ``user:pw@`` (signed OSS URLs are capabilities)."""
+    url = clean(url).strip()
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:  # e.g. a malformed IPv6 host: cut by hand
+        return re.split(r"[?#]", url, maxsplit=1)[0]
+
+
+def http_url(url: str) -> str | None:
+    """``url`` without its query when it is a plain http(s) URL with a host, else None."""
+    stripped = strip_query(url)
+    if not _HTTP.match(stripped):
+        return None
+    try:
+        host = urlsplit(stripped).hostname
+    except ValueError:
+        return None
+    return stripped if host else None
+
+
+def url_label(url: str) -> str:
+    """A short label for a link: the last path segment, or the host."""
+    stripped = strip_query(url)
+    try:
+        parts = urlsplit(stripped)
+    except ValueError:
+        return stripped
+    tail = parts.path.rstrip("/").rpartition("/")[2]
+    return tail or parts.netloc or stripped
+
+
+def truncate(text: str, limit: int = 100) -> str:
+    """One line, at most ``limit`` characters (an ellipsis marks the cut)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+# -- grouping -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A plugin call and the result that answered it (either may be missing)."""
+
+    call: PluginCall | None
+    result: PluginResult | None
+
+    @property
+    def plugin(self) -> str:
+        step = self.call or self.result
+        return step.plugin if step else ""
+
+    @property
+    def name(self) -> str:
+        step = self.call or self.result
+        return step.name if step else ""
+
+
+Block = Union[Thought, Exchange, Answer]
+
+
+def group_steps(steps: tuple[Any, ...]) -> list[Block]:
+    """Steps in order, with each plugin call paired with the result that follows it."""
+    out: list[Block] = []
+    open_at: int | None = None
+    for step in steps:
+        if isinstance(step, PluginCall):
+            out.append(Exchange(step, None))
+            open_at = len(out) - 1
+        elif isinstance(step, PluginResult):
+            pending = out[open_at] if open_at is not None else None
+            if isinstance(pending, Exchange) and open_at is not None:
+                out[open_at] = Exchange(pending.call, step)
+                open_at = None
+            else:
+                out.append(Exchange(None, step))
+        elif isinstance(step, (Thought, Answer)):
+            out.append(step)
+    return out
+
+
+def exchange_state(exchange: Exchange, trace: Trace) -> tuple[str, str]:
+    """``(kind, label)`` for the status badge; kind is ok, fail, running or missing."""
+    result = exchange.result
+    if result is None:
+        if not trace.done:
+            return "running", "running…"
+        return "missing", "interrupted" if trace.status == "interrupted" else "no result"
+    status = result.status
+    if status is None:
+        return ("ok", "✓") if result.ok else ("fail", "✗")
+    words = " ".join(str(p) for p in (status.code, status.name) if p not in (None, ""))
+    mark = "✓" if status.ok else "✗"
+    return ("ok" if status.ok else "fail"), truncate(f"{mark} {clean(words)}", 48)
+
+
+def plugin_label(exchange: Exchange) -> str:
+    """``haozhu_recommend_hotel (酒店推荐插件)``: header key, plus the sent name if different."""
+    plugin, name = clean(exchange.plugin), clean(exchange.name)
+    return f"{plugin} ({name})" if name and name != plugin else plugin
+
+
+# -- one-line argument summaries (a registry, like rich's element map) -----------------------
+
+
+def format_size(size: str) -> str:
+    """``512*512`` → ``512×512``."""
+    return re.sub(r"\s*[*xX]\s*", "×", size.strip()) if size else ""
+
+
+def _sum_code(view: CodeBlock) -> str:
+    lines = [ln for ln in view.code.splitlines() if ln.strip()]
+    head = lines[0].strip() if lines else ""
+    return f"{head} … ({len(lines)} lines)" if len(lines) > 1 else head
+
+
+def _sum_t2i(view: TextToImageArgs) -> str:
+    size = format_size(view.size)
+    return f"{view.prompt} ({size})" if size else view.prompt
+
+
+_SUMMARIES: Mapping[type, Callable[[Any], str]] = {
+    CalculatorArgs: lambda v: v.expression,
+    CodeBlock: _sum_code,
+    OcrArgs: lambda v: strip_query(v.image_url),
+    TextToImageArgs: _sum_t2i,
+    HotelArgs: lambda v: v.city_names,
+    GenericView: lambda v: json.dumps(thaw(v.value), ensure_ascii=False, default=str),
+}
+
+
+def summarize_arguments(call: PluginCall | None, limit: int = 100) -> str:
+    """A one-line, redacted summary of what the plugin was asked."""
+    if call is None:
+        return ""
+    fn = _SUMMARIES.get(type(call.view))
+    text = fn(call.view) if fn else call.arguments_raw
+    return truncate(redact(clean(text)), limit)
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(thaw(value), ensure_ascii=False, indent=2, default=str)
+
+
+def embeddable(image: Any) -> tuple[bytes, str] | None:
+    """``(data, mime)`` when a fetched image may be inlined as a ``data:`` URI."""
+    data = getattr(image, "data", None)
+    mime = getattr(image, "mime", None)
+    if isinstance(data, (bytes, bytearray)) and data and mime in EMBEDDABLE_MIMES:
+        return bytes(data), str(mime)
+    return None
+
+
+def image_problem(image: Any) -> str:
+    """Why a figure is shown as a link only."""
+    if image is None:
+        return "not fetched"
+    error = getattr(image, "error", None)
+    if error:
+        return clean(error)
+    mime = getattr(image, "mime", None)
+    return f"not embedded ({clean(mime)})" if mime else "not embedded"
+
+
+# -- footer and status --------------------------------------------------------------------
+
+
+def format_elapsed(seconds: float | None) -> str:
+    """``1.2 s``; ``2 min 5 s`` past a minute; empty when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"
+
+
+def footer_parts(trace: Trace) -> list[tuple[str, str]]:
+    """``(kind, text)`` pieces of the footer; kind lets HTML style the request id as code."""
+    parts: list[tuple[str, str]] = []
+    model = trace.model or trace.request.model
+    if model:
+        parts.append(("model", clean(model)))
+    usage = trace.usage
+    if usage.input_tokens is not None or usage.output_tokens is not None:
+        tin = "?" if usage.input_tokens is None else usage.input_tokens
+        tout = "?" if usage.output_tokens is None else usage.output_tokens
+        parts.append(("tokens", f"{tin} in / {tout} out tokens"))
+    for plugin, count in (usage.plugins or {}).items():
+        parts.append(("plugin", f"{clean(plugin)}×{clean(count)}"))
+    if trace.finish_reason and trace.finish_reason not in ("stop", "null"):
+        parts.append(("finish", f"finish: {clean(trace.finish_reason)}"))
+    elapsed = format_elapsed(trace.elapsed)
+    if elapsed:
+        parts.append(("elapsed", elapsed))
+    if trace.request_id:
+        parts.append(("request", clean(trace.request_id)))
+    return parts
+
+
+def error_line(trace: Trace) -> str:
+    """``ApiError: message (HTTP 400, code X, request Y)`` for an errored trace."""
+    kind, message = error_parts(trace)
+    return f"{kind}: {message}"
+
+
+def error_parts(trace: Trace) -> tuple[str, str]:
+    """``(type, message with HTTP status/code/request id)`` of an errored trace."""
+    err = trace.error
+    if err is None:
+        return "Error", "the request failed"
+    extra = []
+    if err.status_code is not None:
+        extra.append(f"HTTP {err.status_code}")
+    if err.code:
+        extra.append(f"code {clean(err.code)}")
+    if err.request_id and err.request_id != trace.request_id:
+        extra.append(f"request {clean(err.request_id)}")
+    tail = f" ({', '.join(extra)})" if extra else ""
+    return clean(err.type), f"{redact(clean(err.message))}{tail}"
