@@ -235,6 +235,10 @@ def execute(
         raise failure
 
 
+def _no_wait(seconds: float) -> None:
+    """Replay answers from a file: a recorded 429 needs no real backoff."""
+
+
 def _prepare(
     prompt: Prompt,
     *,
@@ -249,7 +253,10 @@ def _prepare(
     api_key: str | Secret | None,
     base_url: str | None,
     environ: Mapping[str, str] | None,
-) -> tuple[Call, Secret]:
+    mode: str | None,
+    recordings: str | Sequence[str] | None,
+    session: requests.Session | None,
+) -> tuple[Call, Secret, requests.Session | None, bool]:
     settings = Settings.from_env(environ)
     base = check_base_url(base_url or settings.base_url)
     call = build_call(
@@ -264,11 +271,20 @@ def _prepare(
         stream=stream,
         base_url=base,
     )
-    if isinstance(api_key, str):
-        key: Secret = Secret(api_key)
+    mode = (mode or settings.mode or "live").lower()
+    if mode == "replay":
+        # Replay never sends anything, so it needs no key (Binder and CI have none).
+        key: Secret = Secret("replay-mode-sends-no-key")
+    elif isinstance(api_key, str):
+        key = Secret(api_key)
     else:
         key = api_key or settings.require_key()
-    return call, key
+    if session is None and mode != "live":
+        from .recording import session_for
+
+        where = recordings or settings.recordings or ("demo" if mode == "replay" else None)
+        session = session_for(mode, where, key=key)
+    return call, key, session, mode == "replay"
 
 
 def stream(
@@ -288,6 +304,8 @@ def stream(
     session: requests.Session | None = None,
     raise_errors: bool = True,
     environ: Mapping[str, str] | None = None,
+    mode: str | None = None,
+    recordings: str | Sequence[str] | None = None,
 ) -> Iterator[Trace]:
     """Stream a plugin call (SSE); yield a Trace snapshot after every server event.
 
@@ -295,13 +313,17 @@ def stream(
     list-form content (for ``pdf_extracter``); ``history`` is earlier messages, e.g.
     ``trace.history()`` of a previous turn. Configuration (key, base URL) is read from the
     environment now, at call time. ``timeout`` is seconds or ``(connect, read)``; for a
-    stream "read" is the longest silence allowed between events.
+    stream "read" is the longest silence allowed between events. ``mode`` is ``live``,
+    ``record`` or ``replay`` (default: ``DASHMAGIC_MODE``, else live) with ``recordings`` the
+    file (default ``DASHMAGIC_RECORDINGS``; replay falls back to the bundled ``demo``).
     """
-    call, key = _prepare(
+    call, key, session, replay = _prepare(
         prompt, stream=True, plugins=plugins, model=model, system=system, files=files, seed=seed,
         parameters=parameters, history=history, api_key=api_key, base_url=base_url, environ=environ,
+        mode=mode, recordings=recordings, session=session,
     )
-    return execute(call, key=key, timeout=timeout, retries=retries, session=session, raise_errors=raise_errors)
+    return execute(call, key=key, timeout=timeout, retries=retries, session=session, raise_errors=raise_errors,
+                   sleep=_no_wait if replay else time.sleep)
 
 
 def run(
@@ -321,14 +343,19 @@ def run(
     session: requests.Session | None = None,
     raise_errors: bool = True,
     environ: Mapping[str, str] | None = None,
+    mode: str | None = None,
+    recordings: str | Sequence[str] | None = None,
 ) -> Trace:
     """Call once (no streaming) and return the final Trace. Same arguments as :func:`stream`."""
-    call, key = _prepare(
+    call, key, session, replay = _prepare(
         prompt, stream=False, plugins=plugins, model=model, system=system, files=files, seed=seed,
         parameters=parameters, history=history, api_key=api_key, base_url=base_url, environ=environ,
+        mode=mode, recordings=recordings, session=session,
     )
     last: Trace | None = None
-    for last in execute(call, key=key, timeout=timeout, retries=retries, session=session, raise_errors=raise_errors):
+    snapshots = execute(call, key=key, timeout=timeout, retries=retries, session=session,
+                        raise_errors=raise_errors, sleep=_no_wait if replay else time.sleep)
+    for last in snapshots:
         pass
     assert last is not None
     return last

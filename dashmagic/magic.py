@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+import time
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
@@ -251,7 +252,7 @@ class DashScopeMagics(Magics):
         self.last_display = view
         snapshots = execute(
             plan.call, key=key, timeout=plan.timeout, retries=self.retries, session=session,
-            on_retry=view.show,
+            on_retry=view.show, sleep=(lambda seconds: None) if plan.mode == "replay" else time.sleep,
         )
         if view.live:  # show at once that something is happening, even before the first byte
             view.show(Trace(request=plan.call.info))
