@@ -70,6 +70,11 @@ class DashScopeMagics(Magics):
         Unicode(), default_value=[".aliyuncs.com"],
         help="Hosts figures may be fetched from ('.suffix' or exact); the base URL's host is always allowed.",
     ).tag(config=True)
+    live_updates = Bool(
+        None, allow_none=True,
+        help="Update the output while the answer arrives. None: on in a Jupyter kernel unless "
+        "DASHMAGIC_LIVE=0 (nbval compares only the first display of a cell, so it runs with 0).",
+    ).tag(config=True)
     update_interval = Float(0.1, help="Seconds between live updates (the throttle).").tag(config=True)
     interpolate = Bool(True, help="Replace {{ expr }} in prompts with values from the namespace.").tag(config=True)
     mode = Unicode("", help="live, record or replay ('' reads DASHMAGIC_MODE, default live).").tag(config=True)
@@ -220,6 +225,11 @@ class DashScopeMagics(Magics):
             raise ConfigError("Record mode needs a file: --record PATH or DASHMAGIC_RECORDINGS=PATH.")
         return mode, recordings
 
+    def _live(self) -> bool:
+        if self.live_updates is not None:
+            return bool(self.live_updates)
+        return _in_kernel(self.shell) and os.environ.get("DASHMAGIC_LIVE", "1").strip().lower() not in ("0", "false", "no")
+
     def _default_stream(self) -> bool:
         if self.stream is not None:
             return bool(self.stream)
@@ -248,7 +258,7 @@ class DashScopeMagics(Magics):
 
         key = self._key(plan.mode)
         session, images = self._sessions(plan, key)
-        view = LiveDisplay(live=_in_kernel(self.shell), interval=self.update_interval, images=images)
+        view = LiveDisplay(live=self._live(), interval=self.update_interval, images=images)
         self.last_display = view
         snapshots = execute(
             plan.call, key=key, timeout=plan.timeout, retries=self.retries, session=session,

@@ -450,3 +450,18 @@ def test_figure_from_a_host_off_the_list_is_not_fetched(fake_env, shell) -> None
     html = cap.outputs[-1].data["text/html"]
     assert _img_srcs(html) == [] and "allow-list" in html and "Signature" not in html
     assert [r for r in fake_env.requests if r.method == "GET"] == []
+
+
+def test_live_updates_can_be_turned_off_for_nbval(fake_env, kernel_shell, monkeypatch) -> None:
+    monkeypatch.setenv("DASHMAGIC_LIVE", "0")
+    line, body = seed_line("calculator", "--stream")
+    cap, error = cell(kernel_shell, line, body)
+    assert error is None and len(cap.outputs) == 1 and not cap.outputs[0].update
+    monkeypatch.delenv("DASHMAGIC_LIVE")
+    kernel_shell.run_line_magic("config", "DashScopeMagics.live_updates = False")
+    try:
+        cap, _ = cell(kernel_shell, line, body)
+        assert len(cap.outputs) == 1
+    finally:
+        magics(kernel_shell).live_updates = None
+        kernel_shell.config.DashScopeMagics.pop("live_updates", None)

@@ -60,6 +60,11 @@ def read_arguments(raw: str, parsed: Any) -> CodeBlock:
 
 def read_result(raw: str, parsed: Any) -> CodeResult:
     outputs = tuple(Output(m.group(1).strip(), m.group(3)) for m in _SECTION.finditer(raw))
-    figures = tuple(Figure(url=m.group(2), alt=m.group(1)) for m in _IMAGE.finditer(raw))
+    # Only web URLs are figures; `![x](javascript:…)` stays text in `rest`-less raw content.
+    figures = tuple(
+        Figure(url=m.group(2), alt=m.group(1))
+        for m in _IMAGE.finditer(raw)
+        if m.group(2).lower().startswith(("https://", "http://"))
+    )
     rest = _IMAGE.sub("", _SECTION.sub("", raw)).strip()
     return CodeResult(outputs=outputs, figures=figures, rest=rest)
