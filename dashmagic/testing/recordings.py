@@ -1,0 +1,154 @@
+"""Build recordings offline: the bundled demo, and the notebooks' own recordings.
+
+    python -m dashmagic.testing.recordings demo              # dashmagic/demo/seed.jsonl
+    python -m dashmagic.testing.recordings notebook NB.ipynb REC.jsonl [--replies R.json]
+
+Everything is recorded against the loopback fake (:class:`FakeDashScope`), never against the
+live service: the seven exchanges are the vendor's documented responses, replayed by the fake
+with their original (long expired) figure URLs. Those URLs cannot be fetched, so their figure
+lines are written here, honestly: the code_interpreter plot is re-created by running the
+plugin's own documented code with matplotlib (``fig-001.png``); the text_to_image picture is
+lost, so it is recorded as the 403 "Request has expired" that OSS gives for an expired URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from .exchanges import FIGURE_PATH, load_exchanges
+from .oss import EXPIRED_XML
+from .server import FakeDashScope
+
+__all__ = ["DEMO_PATH", "SEED_NOTE", "add_seed_figures", "record_demo", "record_notebook", "seed_figure_urls"]
+
+DEMO_PATH = Path(__file__).resolve().parent.parent / "demo" / "seed.jsonl"
+SEED_NOTE = (
+    "Recorded from dashmagic's loopback fake (dashmagic.testing), which answers with the seven "
+    "responses documented on DashScope's plugin example page; not a live DashScope session. "
+    "The code_interpreter figure was re-created locally by running the plugin's documented code "
+    "with matplotlib (the service's original image expired); the text_to_image picture expired "
+    "and is not available, so it replays as OSS's 403 'Request has expired'."
+)
+PLOT_NOTE = "Re-created locally by running the plugin's documented code with matplotlib; the original expired."
+T2I_NOTE = "The original picture's signed URL expired; the image is not available and was not invented."
+
+
+def seed_figure_urls() -> tuple[str, str]:
+    """The documented figure URLs, as the fetcher requests them (http upgraded to https)."""
+    plot = t2i = ""
+    for exchange in load_exchanges():
+        for message in exchange.response["output"]["choices"][0].get("messages", []):
+            content = message.get("content", "")
+            if message.get("role") != "plugin":
+                continue
+            if exchange.name == "code_interpreter_plot":
+                plot = content[content.index("(") + 1 : content.rindex(")")]
+            if exchange.name == "text_to_image":
+                t2i = json.loads(content)["url"].replace("http://", "https://", 1)
+    return plot, t2i
+
+
+def add_seed_figures(path: Path) -> None:
+    from ..recording import record_figure
+
+    plot, t2i = seed_figure_urls()
+    record_figure(path, plot, 200, "image/png", FIGURE_PATH.read_bytes(), note=PLOT_NOTE)
+    record_figure(path, t2i, 403, "application/xml", EXPIRED_XML, note=T2I_NOTE)
+
+
+def _prompt(exchange: Any) -> tuple[str, tuple[str, ...]]:
+    content = exchange.request["input"]["messages"][-1]["content"]
+    if isinstance(content, str):
+        return content, ()
+    return content[0]["text"], tuple(part["file"] for part in content if "file" in part)
+
+
+def record_demo(path: Path = DEMO_PATH) -> Path:
+    """The seven documented exchanges, each non-streaming and streaming."""
+    import dashmagic
+
+    from ..config import Secret
+    from ..recording import RecordingAdapter
+    from ..transport import new_session
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    with FakeDashScope(rewrite_figure_urls=False) as fake:
+        adapter = RecordingAdapter(path, Secret(fake.api_key), note=SEED_NOTE)
+        session = new_session()
+        session.mount("http://", adapter)
+        for exchange in load_exchanges():
+            prompt, files = _prompt(exchange)
+            kwargs = dict(plugins=exchange.plugins, seed=42, files=files, api_key=fake.api_key,
+                          base_url=fake.base_url, session=session)
+            dashmagic.run(prompt, **kwargs)
+            list(dashmagic.stream(prompt, **kwargs))
+    add_seed_figures(path)
+    return path
+
+
+def record_notebook(notebook: Path, recording: Path, replies: Iterable[dict[str, Any]] = ()) -> Path:
+    """Execute ``notebook`` in record mode against the fake; non-seed prompts get ``replies`` in order.
+
+    The replies are scripted answers for a lesson, served by the fake and recorded like any
+    exchange; the notebook must say so where it shows them.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    recording.unlink(missing_ok=True)
+    with FakeDashScope(rewrite_figure_urls=False) as fake:
+        for reply in replies:
+            fake.queue_reply(reply)
+        from ..recording import RecordingAdapter
+        from ..config import Secret
+
+        RecordingAdapter(recording, Secret(fake.api_key), note=SEED_NOTE)  # writes the header
+        env = {
+            "DASHMAGIC_MODE": "record",
+            "DASHMAGIC_RECORDINGS": str(recording.resolve()),
+            "DASHSCOPE_HTTP_BASE_URL": fake.base_url,
+            "DASHSCOPE_API_KEY": fake.api_key,
+            "DASHMAGIC_LIVE": "0",
+        }
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            nb = nbformat.read(notebook, as_version=4)
+            NotebookClient(nb, timeout=120, kernel_name="python3",
+                           resources={"metadata": {"path": str(notebook.parent)}}).execute()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    add_seed_figures(recording)
+    return recording
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    demo = sub.add_parser("demo", help="rebuild the bundled demo recording")
+    demo.add_argument("--out", type=Path, default=DEMO_PATH)
+    nb = sub.add_parser("notebook", help="record a notebook's exchanges")
+    nb.add_argument("notebook", type=Path)
+    nb.add_argument("recording", type=Path)
+    nb.add_argument("--replies", type=Path, help="JSON list of scripted replies for non-seed prompts")
+    args = parser.parse_args(argv)
+    if args.what == "demo":
+        print(record_demo(args.out))
+    else:
+        replies = json.loads(args.replies.read_text(encoding="utf-8")) if args.replies else []
+        print(record_notebook(args.notebook, args.recording, replies))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
