@@ -517,7 +517,9 @@ class RecordingAdapter(BaseAdapter):
             if method == "HEAD":
                 return  # no body to serve later; replay answers HEAD from the GET's figure line
             if method == "GET":
-                if at_eof:  # a truncated image would be worse than a 404 on replay
+                # A truncated image would be worse than a 404 on replay; but an answer the fetcher
+                # refuses by its status (403 expired, 302) is complete without its body.
+                if at_eof or status >= 300:
                     _figure_line(self.path, url, status, response.headers.get("Content-Type", ""), body,
                                  secrets, location=response.headers.get("Location"))
                 return
