@@ -133,11 +133,15 @@ class DashScopeMagics(Magics):
 
             %dashscope --plugins calculator 12345*98765是多少
 
-            %%dashscope --plugins calculator --out t --seed 42
-            What is {{ a }} times {{ b }}?     # {{ expr }} is replaced; single braces stay
+            %%dashscope --plugins calculator --seed 42 --out t
+            What is {{ a }} times {{ b }}? Reply as JSON like {"product": 0}.
 
             %%dashscope --replay demo --plugins calculator
-            12345*98765是多少                    # offline, from the bundled recordings
+            12345*98765是多少
+
+        ``{{ expr }}`` is replaced by its value in your namespace; single braces stay as typed.
+        Everything below the first line is the prompt (a ``#`` line is sent too). ``--replay demo``
+        answers from the bundled recordings, offline, with no key.
 
         The key is read from DASHSCOPE_API_KEY, DASHSCOPE_API_KEY_FILE_PATH or
         ~/.dashscope/api_key (never from a cell). Defaults: ``%config DashScopeMagics``.
