@@ -287,6 +287,13 @@ def _prepare(
     return call, key, session, mode == "replay"
 
 
+def _begin(prompt: Prompt, streaming: bool, options: dict[str, Any]) -> Iterator[Trace]:
+    """The one path behind run() and stream(): settings, call, transport, then execute()."""
+    run_options = {name: options.pop(name) for name in ("timeout", "retries", "raise_errors")}
+    call, key, session, replay = _prepare(prompt, stream=streaming, **options)
+    return execute(call, key=key, session=session, sleep=_no_wait if replay else time.sleep, **run_options)
+
+
 def stream(
     prompt: Prompt,
     *,
@@ -317,13 +324,7 @@ def stream(
     ``record`` or ``replay`` (default: ``DASHMAGIC_MODE``, else live) with ``recordings`` the
     file (default ``DASHMAGIC_RECORDINGS``; replay falls back to the bundled ``demo``).
     """
-    call, key, session, replay = _prepare(
-        prompt, stream=True, plugins=plugins, model=model, system=system, files=files, seed=seed,
-        parameters=parameters, history=history, api_key=api_key, base_url=base_url, environ=environ,
-        mode=mode, recordings=recordings, session=session,
-    )
-    return execute(call, key=key, timeout=timeout, retries=retries, session=session, raise_errors=raise_errors,
-                   sleep=_no_wait if replay else time.sleep)
+    return _begin(prompt, True, {name: value for name, value in locals().items() if name != "prompt"})
 
 
 def run(
@@ -347,14 +348,8 @@ def run(
     recordings: str | Sequence[str] | None = None,
 ) -> Trace:
     """Call once (no streaming) and return the final Trace. Same arguments as :func:`stream`."""
-    call, key, session, replay = _prepare(
-        prompt, stream=False, plugins=plugins, model=model, system=system, files=files, seed=seed,
-        parameters=parameters, history=history, api_key=api_key, base_url=base_url, environ=environ,
-        mode=mode, recordings=recordings, session=session,
-    )
+    snapshots = _begin(prompt, False, {name: value for name, value in locals().items() if name != "prompt"})
     last: Trace | None = None
-    snapshots = execute(call, key=key, timeout=timeout, retries=retries, session=session,
-                        raise_errors=raise_errors, sleep=_no_wait if replay else time.sleep)
     for last in snapshots:
         pass
     assert last is not None

@@ -121,10 +121,16 @@ def body_errors(call: Call, timeout: tuple[float, float]) -> Iterator[None]:
     import requests
     import urllib3.exceptions
 
+    broken = (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,
+        urllib3.exceptions.ProtocolError,
+        urllib3.exceptions.ReadTimeoutError,
+    )
     try:
         yield
-    except (requests.exceptions.ConnectionError, urllib3.exceptions.ReadTimeoutError) as exc:
-        if "timed out" in str(exc).lower() or isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+    except broken as exc:
+        if isinstance(exc, urllib3.exceptions.ReadTimeoutError) or "timed out" in str(exc).lower():
             raise TimeoutError(
                 f"{_host(call.url)} went silent for more than {timeout[1]:g} s in the middle of the "
                 "reply (read timeout). What arrived is kept; raise --timeout if the plugin is slow.",
@@ -132,13 +138,6 @@ def body_errors(call: Call, timeout: tuple[float, float]) -> Iterator[None]:
                 url=call.url,
                 before_response=False,
             ) from None
-        raise TransportError(
-            f"The connection to {_host(call.url)} broke in the middle of the reply ({_reason(exc)}). "
-            "What arrived is kept; run the cell again to retry.",
-            url=call.url,
-            before_response=False,
-        ) from None
-    except (requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError) as exc:
         raise TransportError(
             f"The connection to {_host(call.url)} broke in the middle of the reply ({_reason(exc)}). "
             "What arrived is kept; run the cell again to retry.",
