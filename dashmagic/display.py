@@ -97,6 +97,13 @@ class LiveDisplay:
         self._shown_events = trace.events
         self._pending = None
 
+    def discard(self) -> None:
+        """Nothing worth showing arrived (an error before any step): blank the placeholder, so
+        the error's own one-line message is the only thing the cell shows."""
+        if self._handle is not None:
+            self._handle.update({"text/plain": ""}, raw=True)
+        self._pending = None
+
     def close(self, final: Trace | None = None) -> None:
         """Send the final snapshot (always, even if the throttle just sent one)."""
         from IPython.display import display

@@ -147,6 +147,11 @@ class DashScopeMagics(Magics):
         ~/.dashscope/api_key (never from a cell). Defaults: ``%config DashScopeMagics``.
         """
         args = _parse_line(self.dashscope, line)
+        if cell is not None and args.prompt:
+            raise ConfigError(
+                f"Unexpected words on the %%dashscope line: {' '.join(args.prompt)!r}. The prompt goes "
+                "in the cell below the line (or use the line magic %dashscope ... on one line)."
+            )
         plan = self._plan(args, " ".join(args.prompt) if cell is None else cell)
         if plan.dry_run:
             return self._show_dry_run(plan)
@@ -178,9 +183,11 @@ class DashScopeMagics(Magics):
             prompt = interpolate(prompt, self.shell.user_ns)
         plugins, unknown = parse_plugins(args.plugins if args.plugins is not None else self.plugins)
         if unknown:
-            warnings.warn(
+            # warn_explicit: the warning names the magic, not dashmagic's install path, and it is
+            # shown on every cell that sends an unknown name (no per-location "once" registry).
+            warnings.warn_explicit(
                 f"Unknown plugin(s) {', '.join(unknown)}: sent anyway. Known plugins: {', '.join(KNOWN_PLUGINS)}.",
-                UserWarning, stacklevel=2,
+                UserWarning, filename="%%dashscope", lineno=1,
             )
         if args.record and args.replay:
             raise ConfigError("--record and --replay exclude each other: choose one.")
@@ -272,7 +279,10 @@ class DashScopeMagics(Magics):
             view.show(Trace(request=plan.call.info))
         try:
             last, error = _consume(snapshots, view.show)
-            view.close(last)
+            if error is not None and not last.steps and not last.notes:
+                view.discard()  # the error line says it all; a trace box would repeat it
+            else:
+                view.close(last)
         finally:
             session.close()
         return last, error
@@ -311,7 +321,14 @@ def _parse_line(magic: Any, line: str) -> Any:
     except ValueError as exc:
         raise UsageError(f"%dashscope: could not split the flags ({exc}); check the quotes.") from None
     _refuse_repeats(magic.parser, argv)
-    return magic.parser.parse_args(argv)
+    magic.parser.allow_abbrev = False  # "--plug" must not silently mean --plugins
+    try:
+        return magic.parser.parse_args(argv)
+    except UsageError as exc:
+        if "unrecognized arguments" in str(exc) and "--param" not in str(exc):
+            raise UsageError(f"{exc} (model parameters go in --param KEY=VALUE, e.g. --param temperature=0.2; "
+                             "see %%dashscope?)") from None
+        raise
 
 
 def _refuse_repeats(parser: Any, argv: list[str]) -> None:

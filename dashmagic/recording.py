@@ -58,6 +58,8 @@ from requests.adapters import BaseAdapter, HTTPAdapter
 from .config import Secret
 from .errors import ConfigError, RecordingMiss
 
+_DEMO_DIR = Path(__file__).resolve().parent / "demo"
+
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
@@ -827,6 +829,8 @@ class ReplayAdapter(BaseAdapter):
         short = short[:40] + ("…" if len(short) > 40 else "")
         files = self._files_text()
         first = self.sources[0] if len(self.sources) == 1 else "PATH"
+        if "PATH" != first and Path(first).resolve().parent == _DEMO_DIR:
+            first = "my-recording.jsonl"  # the bundled demo is package data: never write into it
         closest = self._closest(fp)
         return (
             f"No recorded exchange in {files} matches this request: {fp.get('method')} {fp.get('path')} "

@@ -465,3 +465,21 @@ def test_live_updates_can_be_turned_off_for_nbval(fake_env, kernel_shell, monkey
     finally:
         magics(kernel_shell).live_updates = None
         kernel_shell.config.DashScopeMagics.pop("live_updates", None)
+
+
+def test_an_error_before_any_step_is_shown_once(fake_env, kernel_shell) -> None:
+    fake_env.inject("access_denied")
+    cap, error = cell(kernel_shell, "--plugins ocr", "hi")
+    assert error is not None
+    # The "waiting" placeholder is blanked; the one-line error is the only message.
+    assert cap.outputs[-1].data == {"text/plain": ""}
+    assert str(error) not in json.dumps([o.data for o in cap.outputs], ensure_ascii=False)
+
+
+def test_flag_typos_get_hints(shell) -> None:
+    cap, error = cell(shell, "--plug calculator", "hi")
+    assert type(error).__name__ == "UsageError" and "--plug" in str(error)  # no silent abbreviation
+    cap, error = cell(shell, "--temperature 0.2", "hi")
+    assert "--param temperature=0.2" in str(error)
+    cap, error = cell(shell, "--dry-run stray words", "hi")
+    assert isinstance(error, ConfigError) and "stray words" in str(error)

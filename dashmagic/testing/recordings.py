@@ -92,29 +92,39 @@ def record_demo(path: Path = DEMO_PATH) -> Path:
     return path
 
 
-def record_notebook(notebook: Path, recording: Path, replies: Iterable[dict[str, Any]] = ()) -> Path:
+def record_notebook(
+    notebook: Path, recording: Path, replies: Iterable[dict[str, Any]] = (), note: str = SEED_NOTE
+) -> Path:
     """Execute ``notebook`` in record mode against the fake; non-seed prompts get ``replies`` in order.
 
     The replies are scripted answers for a lesson, served by the fake and recorded like any
-    exchange; the notebook must say so where it shows them.
+    exchange; the notebook must say so where it shows them (and ``note`` in the file's header).
+    The recording kernel does not fetch figures: the documented figure URLs point at real OSS
+    hosts, which a recording run must not contact; their figure lines are added afterwards.
     """
+    import tempfile
+
     import nbformat
     from nbclient import NotebookClient
 
     recording.unlink(missing_ok=True)
+    ipython_dir = Path(tempfile.mkdtemp(prefix="dashmagic-record-"))
+    (ipython_dir / "profile_default").mkdir()
+    (ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text("c.DashScopeMagics.embed_images = False\n")
     with FakeDashScope(rewrite_figure_urls=False) as fake:
         for reply in replies:
             fake.queue_reply(reply)
         from ..recording import RecordingAdapter
         from ..config import Secret
 
-        RecordingAdapter(recording, Secret(fake.api_key), note=SEED_NOTE)  # writes the header
+        RecordingAdapter(recording, Secret(fake.api_key), note=note)  # writes the header
         env = {
             "DASHMAGIC_MODE": "record",
             "DASHMAGIC_RECORDINGS": str(recording.resolve()),
             "DASHSCOPE_HTTP_BASE_URL": fake.base_url,
             "DASHSCOPE_API_KEY": fake.api_key,
             "DASHMAGIC_LIVE": "0",
+            "IPYTHONDIR": str(ipython_dir),
         }
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
@@ -141,12 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     nb.add_argument("notebook", type=Path)
     nb.add_argument("recording", type=Path)
     nb.add_argument("--replies", type=Path, help="JSON list of scripted replies for non-seed prompts")
+    nb.add_argument("--note", default=SEED_NOTE, help="the recording's header note (say where answers came from)")
     args = parser.parse_args(argv)
     if args.what == "demo":
         print(record_demo(args.out))
     else:
         replies = json.loads(args.replies.read_text(encoding="utf-8")) if args.replies else []
-        print(record_notebook(args.notebook, args.recording, replies))
+        print(record_notebook(args.notebook, args.recording, replies, args.note))
     return 0
 
 
