@@ -260,9 +260,10 @@ def test_quickstart_renders_in_chromium(executed: dict[str, Any], tmp_path: Path
 
 
 def _screenshot(page: Any, path: Path) -> None:
-    """The output of the quickstart's plot cell (trace with the embedded figure), as a PNG."""
+    """The quickstart page's plot cell, its ``%%dashscope`` input and the trace with its figure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     trace = page.locator(".dashmagic-trace", has=page.locator("img")).first
-    trace.screenshot(path=str(path), animations="disabled")
+    cell = trace.locator("xpath=ancestor::div[contains(concat(' ', @class, ' '), ' jp-Cell ')][1]")
+    (cell if cell.count() else trace).screenshot(path=str(path), animations="disabled")
     assert path.stat().st_size > 1000
     print(json.dumps({"screenshot": str(path), "bytes": path.stat().st_size}))
