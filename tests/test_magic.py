@@ -483,3 +483,26 @@ def test_flag_typos_get_hints(shell) -> None:
     assert "--param temperature=0.2" in str(error)
     cap, error = cell(shell, "--dry-run stray words", "hi")
     assert isinstance(error, ConfigError) and "stray words" in str(error)
+
+
+def test_image_hosts_trait_is_the_allow_list(fake_env, shell) -> None:
+    # "localhost" is allowed by config but is not the configured base URL host (127.0.0.1:PORT):
+    # the fetcher then applies the public-host rules and refuses the loopback address.
+    url = f"http://localhost:{fake_env.port}/oss/x/fig.png?Signature=abc"
+    fake_env.queue_reply({
+        "output": {"choices": [{"finish_reason": "stop", "messages": [
+            {"role": "assistant", "content": "Thought: plot", "plugin_call": {"name": "code_interpreter", "arguments": "```py\nplot()\n```"}},
+            {"role": "plugin", "name": "code_interpreter", "content": f"![fig]({url})",
+             "status": {"code": 200, "name": "success", "message": "ok"}},
+            {"role": "assistant", "content": "Final Answer: done"}]}]},
+        "usage": {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}})
+    shell.run_line_magic("config", "DashScopeMagics.image_hosts = ['localhost']")
+    try:
+        cap, error = cell(shell, "--plugins code_interpreter", "plot")
+    finally:
+        magics(shell).image_hosts = [".aliyuncs.com"]
+        shell.config.DashScopeMagics.pop("image_hosts", None)
+    html = cap.outputs[-1].data["text/html"]
+    assert error is None and _img_srcs(html) == []
+    assert "allow-list" not in html and "localhost" in html  # allowed by the trait, refused for its address
+    assert [r for r in fake_env.requests if r.method == "GET"] == []
