@@ -38,7 +38,9 @@ class SSEDecoder:
     def __init__(self) -> None:
         # errors="strict": invalid UTF-8 must surface as a ProtocolError, not as U+FFFD text.
         self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
-        self._buffer = ""
+        # The unfinished line, as pieces: joining on every chunk would make one long line
+        # (a 10 MB answer in a single data: field) quadratic in its length.
+        self._pieces: list[str] = []
         self._held_cr = False
         self._reset_event()
         self.last_id: str | None = None
@@ -53,7 +55,7 @@ class SSEDecoder:
 
     @property
     def pending(self) -> bool:
-        return self._fields or bool(self._buffer)
+        return self._fields or bool(self._pieces)
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode a chunk of bytes; return the events it completed. Raises UnicodeDecodeError."""
@@ -66,9 +68,10 @@ class SSEDecoder:
             self._held_cr = False
             text = "\r" + text + "\n"
         events = self._feed_text(text)
-        if self._buffer:
-            events.extend(self._line(self._buffer))
-            self._buffer = ""
+        if self._pieces:
+            rest = "".join(self._pieces)
+            self._pieces = []
+            events.extend(self._line(rest))
         return events
 
     def _feed_text(self, text: str) -> list[ServerSentEvent]:
@@ -81,8 +84,13 @@ class SSEDecoder:
             # Maybe the first half of \r\n: decide when the next chunk arrives.
             text, self._held_cr = text[:-1], True
         events: list[ServerSentEvent] = []
-        lines = (self._buffer + text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        self._buffer = lines.pop()
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        if len(lines) == 1:  # no line break in this chunk: only scan the new text, keep the piece
+            self._pieces.append(lines[0])
+            return events
+        lines[0] = "".join(self._pieces) + lines[0]
+        tail = lines.pop()
+        self._pieces = [tail] if tail else []
         for line in lines:
             events.extend(self._line(line))
         return events
