@@ -59,7 +59,7 @@ class LiveDisplay:
         self._images = images
         self._clock = clock
         self._handle: Any = None
-        self._last_sent = float("-inf")
+        self._next_send = float("-inf")
         self._pending: Trace | None = None
         self._shown_events = 0
         self.updates = 0  # how many bundles were sent to the frontend (benchmarks read this)
@@ -81,19 +81,24 @@ class LiveDisplay:
         # The first snapshot with content goes out at once (the "waiting" placeholder before it
         # does not count against the throttle): first visible update = first event.
         first_content = self._shown_events == 0 and trace.events > 0
-        if self._handle is not None and not first_content and now - self._last_sent < self.interval:
+        if self._handle is not None and not first_content and now < self._next_send:
             return
-        self._send(trace, now)
+        self._send(trace)
 
-    def _send(self, trace: Trace, now: float) -> None:
+    def _send(self, trace: Trace) -> None:
         from IPython.display import display
 
+        started = self._clock()
         data, metadata = self._bundle(trace)
         if self._handle is None:
             self._handle = display(data, metadata=metadata, raw=True, display_id=True)
         else:
             self._handle.update(data, metadata=metadata, raw=True)
-        self._last_sent = now
+        done = self._clock()
+        # Counted from the end of the render, and never less than 4x what rendering cost: a long
+        # answer whose render approaches the interval would otherwise render back to back and
+        # starve the stream (quadratic in the answer's length).
+        self._next_send = done + max(self.interval, 4 * (done - started))
         self._shown_events = trace.events
         self._pending = None
 
