@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .errors import ApiError, DashmagicError, ProtocolError, api_error_for
 from .plugins import read_call, read_result, resolve_plugin
@@ -154,6 +155,8 @@ class TraceBuilder:
         self._started = time.monotonic() if started is None else started
         self._messages: list[dict[str, Any]] = []
         self._cache: dict[Any, tuple[Step, ...]] = {}
+        self._frozen: dict[Any, Mapping[str, Any]] = {}
+        self._keys: list[Any] = []
         self._trace = Trace(request=request)
         self._notes: list[str] = []
 
@@ -196,9 +199,22 @@ class TraceBuilder:
             status="complete" if done else "partial",
             elapsed=self._elapsed(),
             events=self._trace.events + 1,
-            messages=tuple(freeze(m) for m in self._messages),
+            messages=self._frozen_messages(),
         )
         return self._trace
+
+    def _frozen_messages(self) -> tuple[Mapping[str, Any], ...]:
+        # Messages are re-sent whole on every event; freeze each distinct one once.
+        frozen: dict[Any, Mapping[str, Any]] = {}
+        out = []
+        for message, key in zip(self._messages, self._keys):
+            value = self._frozen.get(key)
+            if value is None:
+                value = freeze(message)
+            frozen[key] = value
+            out.append(value)
+        self._frozen = frozen
+        return tuple(out)
 
     @staticmethod
     def _choice(output: Mapping[str, Any]) -> tuple[Mapping[str, Any] | None, str | None]:
@@ -230,8 +246,8 @@ class TraceBuilder:
     def _steps(self) -> tuple[Step, ...]:
         cache: dict[Any, tuple[Step, ...]] = {}
         steps: list[Step] = []
-        for message in self._messages:
-            key = _message_key(message)
+        self._keys = [_message_key(message) for message in self._messages]
+        for message, key in zip(self._messages, self._keys):
             parsed = self._cache.get(key)
             if parsed is None:
                 parsed = tuple(self._read_message(message))
@@ -298,5 +314,5 @@ def _message_key(message: Mapping[str, Any]) -> Any:
     call = message.get("plugin_call")
     call_key = (_str(call.get("name")), _str(call.get("arguments"))) if isinstance(call, Mapping) else None
     status = message.get("status")
-    status_key = json.dumps(status, sort_keys=True) if isinstance(status, Mapping) else None
+    status_key = tuple(sorted((k, repr(v)) for k, v in status.items())) if isinstance(status, Mapping) else None
     return (message.get("role"), _str(message.get("name")), _str(message.get("content")), call_key, status_key)

@@ -7,7 +7,8 @@ where ``url`` is a booking query string (``checkIn=...&shid=...``), not a link.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["Hotel", "HotelArgs", "HotelResult", "read_arguments", "read_result"]
 
