@@ -20,6 +20,7 @@ _ENV = (
     "DASHSCOPE_HTTP_BASE_URL",
     "DASHMAGIC_MODE",
     "DASHMAGIC_RECORDINGS",
+    "DASHMAGIC_LIVE",  # notebooks/conftest.py sets it for nbval's kernels when both folders run
 )
 
 
