@@ -13,7 +13,8 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .config import Secret, Settings, check_base_url
 from .errors import (
@@ -27,7 +28,7 @@ from .events import TraceBuilder, decode_payload, error_from_payload
 from .request import DEFAULT_MODEL, DEFAULT_SYSTEM, Call, Prompt, build_call
 from .sse import SSEDecoder, ServerSentEvent
 from .trace import Trace
-from .transport import Timeout, body_errors, new_session, send, split_timeout
+from .transport import Timeout, body_errors, send, shared_session, split_timeout
 
 if TYPE_CHECKING:
     import requests
@@ -205,8 +206,7 @@ def execute(
     limits = split_timeout(timeout)
     retry = RetryPolicy(tries=max(1, int(retries)), base=backoff)
     builder = TraceBuilder(call.info)
-    own_session = session is None
-    http = new_session() if session is None else session
+    http = shared_session() if session is None else session
     response = None
     failure: DashmagicError | None = None
     incremental = bool(call.body.get("parameters", {}).get("incremental_output"))
@@ -228,8 +228,6 @@ def execute(
     finally:
         if response is not None:
             response.close()
-        if own_session:
-            http.close()
     if failure is not None and raise_errors:
         failure.trace = builder.trace
         raise failure
@@ -257,7 +255,7 @@ def _prepare(
     recordings: str | Sequence[str] | None,
     session: requests.Session | None,
 ) -> tuple[Call, Secret, requests.Session | None, bool]:
-    settings = Settings.from_env(environ)
+    settings = Settings.from_env(environ, key=False)
     base = check_base_url(base_url or settings.base_url)
     call = build_call(
         prompt,
@@ -278,7 +276,7 @@ def _prepare(
     elif isinstance(api_key, str):
         key = Secret(api_key)
     else:
-        key = api_key or settings.require_key()
+        key = api_key or Settings.from_env(environ).require_key()
     if session is None and mode != "live":
         from .recording import session_for
 

@@ -12,7 +12,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
@@ -158,11 +158,14 @@ class Settings:
     recordings: str | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, home: Path | None = None) -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, home: Path | None = None, *, key: bool = True
+    ) -> Settings:
+        """Read the settings now. ``key=False`` skips the key lookup (it may read files)."""
         env = os.environ if environ is None else environ
         return cls(
             base_url=(env.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL).strip(),
-            api_key=resolve_api_key(env, home),
+            api_key=resolve_api_key(env, home) if key else None,
             mode=(env.get("DASHMAGIC_MODE") or "live").strip().lower(),
             recordings=(env.get("DASHMAGIC_RECORDINGS") or None),
         )

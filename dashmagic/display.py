@@ -10,7 +10,8 @@ plus O(updates) rendering, not O(events) renderings.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .render import mimebundle
 from .trace import Trace

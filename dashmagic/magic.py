@@ -13,7 +13,8 @@ import os
 import sys
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from IPython.core import magic_arguments
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
@@ -285,7 +286,8 @@ class DashScopeMagics(Magics):
             else:
                 view.close(last)
         finally:
-            session.close()
+            if plan.mode != "live":  # the live session is the process-wide pool: keep it
+                session.close()
         return last, error
 
     def _sessions(self, plan: Plan, key: Secret) -> tuple[Any, Callable[[Trace], Any] | None]:

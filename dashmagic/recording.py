@@ -3,7 +3,7 @@
 Three modes (style.md §6.3-4, vcr's vocabulary):
 
 ``live``
-    a plain session (:func:`dashmagic.transport.new_session`).
+    the process-wide pooled session (:func:`dashmagic.transport.shared_session`).
 ``record``
     :class:`RecordingAdapter` sends for real and tees the response bytes into a JSON Lines
     file *while the caller streams them*, one string per chunk read, so SSE event boundaries
@@ -49,7 +49,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence, Union
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -1008,9 +1009,9 @@ def session_for(mode: str, recordings: Recordings, *, key: Secret | None = None)
     """
     name = _check_mode(mode)
     if name == "live":
-        from .transport import new_session
+        from .transport import shared_session
 
-        return new_session()
+        return shared_session()
     if name == "record":
         return _mounted(RecordingAdapter(_record_path(recordings), key))
     return _mounted(_replay_adapter(recordings))

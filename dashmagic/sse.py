@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 __all__ = ["ServerSentEvent", "SSEDecoder", "iter_events"]
 

@@ -11,6 +11,7 @@ Every requests/urllib3 exception is translated here into :mod:`dashmagic.errors`
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator, Union
 
@@ -26,6 +27,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "KeyAuth",
     "new_session",
+    "shared_session",
     "send",
     "body_errors",
     "split_timeout",
@@ -71,6 +73,20 @@ def new_session() -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+_shared: requests.Session | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_session() -> requests.Session:
+    """One pooled session per process for live calls, as the official SDK keeps: repeated calls
+    reuse the TLS connection instead of paying a new handshake each time."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = new_session()
+        return _shared
 
 
 def send(

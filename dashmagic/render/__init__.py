@@ -8,7 +8,8 @@ load on first use. Nothing here imports IPython or requests; ``Trace._repr_mimeb
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..trace import Trace

@@ -9,7 +9,8 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Union
+from collections.abc import Callable, Mapping
+from typing import Any, Union
 from urllib.parse import urlsplit, urlunsplit
 
 from ..plugins import GenericView

@@ -18,7 +18,8 @@ from __future__ import annotations
 import base64
 import html as _html
 import re
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..plugins import GenericView
 from ..plugins.calculator import CalculatorArgs, CalculatorResult

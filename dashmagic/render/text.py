@@ -15,7 +15,8 @@ shown as ``\\xNN`` and signed URLs lose their query strings.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..plugins import GenericView
 from ..plugins.calculator import CalculatorArgs, CalculatorResult
