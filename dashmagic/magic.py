@@ -25,7 +25,7 @@ from ._constants import DEFAULT_MODEL, DEFAULT_SYSTEM, KNOWN_PLUGINS
 from .errors import ConfigError, DashmagicError, Interrupted
 
 if TYPE_CHECKING:
-    from .config import Secret
+    from .config import Secret, Settings
     from .request import Call
     from .trace import Trace
 
@@ -192,13 +192,13 @@ class DashScopeMagics(Magics):
             )
         if args.record and args.replay:
             raise ConfigError("--record and --replay exclude each other: choose one.")
-        mode, recordings = self._mode(args)
+        env = Settings.from_env(key=False)  # the key is looked up only when a call is made
+        mode, recordings = self._mode(args, env)
         if args.out is not None and not args.out.isidentifier():
             raise ConfigError(f"--out needs a Python variable name, got {args.out!r}.")
         if args.timeout is not None and args.timeout <= 0:
             raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout:g}.")
         stream = args.stream if args.stream is not None else self._default_stream()
-        env = Settings.from_env()
         base = check_base_url(self.base_url or env.base_url)
         call = build_call(
             prompt,
@@ -219,14 +219,11 @@ class DashScopeMagics(Magics):
             user_message=call.body["input"]["messages"][-1],
         )
 
-    def _mode(self, args: Any) -> tuple[str, str | None]:
-        from .config import Settings
-
+    def _mode(self, args: Any, env: Settings) -> tuple[str, str | None]:
         if args.record:
             return "record", args.record
         if args.replay:
             return "replay", args.replay
-        env = Settings.from_env()
         mode = self.mode or env.mode or "live"
         if mode not in MODES:
             raise ConfigError(f"DASHMAGIC_MODE={mode!r} is not a mode; use one of {', '.join(MODES)}.")
