@@ -36,15 +36,7 @@ CANARY = "sk-canary-notebooks-0123456789abcdef"
 MASKED_AUTH = "Authorization: Bearer <your key, masked>"
 MAX_BYTES = 400_000
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+from _browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (one place for the browser flags)
 
 _ENV_CLEARED = (
     "DASHSCOPE_API_KEY_FILE_PATH",
