@@ -12,6 +12,8 @@ import socket
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -43,7 +45,7 @@ class Fault:
     message: str  # a phrase the user sees
     requests: int  # how many requests reached the server (1 = not retried)
     partial: bool  # steps received before the failure are kept
-    timeout: float | None = None
+    timeout: float | tuple[float, float] | None = None
 
 
 FAULTS: list[Fault] = [
@@ -58,6 +60,8 @@ FAULTS: list[Fault] = [
           "waited 1.0 s", 2, False),
     Fault("refused", "connection refused (nothing listening)", None, False, TransportError,
           "Connection refused", 0, False),
+    Fault("connect-timeout", "connect timeout (the server's accept queue is full)", None, False, TimeoutError,
+          "within 0.3 s (connect timeout)", 0, False, (0.3, 5.0)),
     Fault("reset-before", "connection reset before the response, then success", ("reset_before_response", {}), False,
           None, "Retried after Could not reach", 2, False),
     Fault("reset-mid-stream", "connection reset in the middle of a stream", ("reset_mid_stream", {}), True,
@@ -84,9 +88,41 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextmanager
+def _unresponsive_port() -> Iterator[int]:
+    """A loopback listener whose accept queue is full: new connections hang in SYN, so the
+    client's connect timeout fires (without any traffic beyond 127.0.0.1)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(filler)
+    time.sleep(0.1)
+    try:
+        yield port
+    finally:
+        for sock in (*fillers, server):
+            sock.close()
+
+
 @pytest.mark.parametrize("row", FAULTS, ids=[f.id for f in FAULTS])
 def test_fault(fake_dashscope, row: Fault) -> None:
-    base = fake_dashscope.base_url if row.id != "refused" else f"http://127.0.0.1:{_free_port()}/api/v1"
+    with _unresponsive_port() as hanging:
+        _check_fault(fake_dashscope, row, {
+            "refused": f"http://127.0.0.1:{_free_port()}/api/v1",
+            "connect-timeout": f"http://127.0.0.1:{hanging}/api/v1",
+        }.get(row.id, fake_dashscope.base_url))
+
+
+def _check_fault(fake_dashscope, row: Fault, base: str) -> None:
     if row.inject:
         name, options = row.inject
         fake_dashscope.inject(name, **options)
@@ -112,8 +148,10 @@ def test_fault(fake_dashscope, row: Fault) -> None:
         trace = error.trace
         assert trace is not None and trace.status == "error" and trace.error.type == type(error).__name__
         assert bool(trace.steps) == row.partial, trace.steps
-        if isinstance(error, TransportError) and row.id == "refused":
+        if row.id in ("refused", "connect-timeout"):
             assert len(trace.notes) == 2  # three tries, two visible retries
+        if row.id == "connect-timeout":
+            assert error.phase == "connect"
     assert len(fake_dashscope.generation_requests) == row.requests
 
 
@@ -228,7 +266,7 @@ def test_non_dashscope_host_warns_once(fake_dashscope) -> None:
 def _fault_row(f: Fault) -> str:
     outcome = f"`{f.error.__name__}`" if f.error else "completes"
     retried = "no" if f.requests <= 1 else f"yes ({f.requests} tries)"
-    if f.id == "refused":
+    if f.id in ("refused", "connect-timeout"):
         retried = "yes (3 tries)"
     return f"| {f.situation} | {outcome} | {f.message or '—'} | {retried} | {'yes' if f.partial else '—'} |"
 
