@@ -10,10 +10,10 @@ client's own objects (dashmagic Traces / SDK GenerationResponses). Streaming ans
 events (chunk_chars 8); every snapshot/response is consumed.
 
 Sessions: the SDK (2.0.2) sends every synchronous call through one pooled, process-wide
-``requests.Session`` (``_get_shared_sync_session``). dashmagic's ``run()``/``stream()`` open a new
-session per call unless ``session=`` is passed, so both are measured. The fake answers SSE with
-``Connection: close``, so a stream can never reuse a connection: for streams a shared session
-only saves building the Session object; for JSON calls it also saves the TCP handshake.
+``requests.Session`` (``_get_shared_sync_session``), and so does dashmagic since it pools live
+calls (``transport.shared_session``); the "default" rows measure that path and the
+``session=shared`` rows a caller-supplied session, which should now cost the same. The fake answers
+SSE with ``Connection: close``, so a stream can never reuse a connection.
 
 Method: every round runs each case for ``--calls`` calls back to back (order rotated between
 rounds, garbage collected before each batch), so all cases see the same machine load; the
@@ -129,10 +129,10 @@ def client_cases(base_url: str) -> tuple[dict[str, Callable[[], Any]], Callable[
         assert count == 10
 
     cases = {
-        "dashmagic run() default (new session/call)": dm_run,
+        "dashmagic run() default (pooled session)": dm_run,
         "dashmagic run(session=shared)": dm_run_shared,
         "SDK Generation.call(stream=False)": sdk_call,
-        "dashmagic stream() default (new session/call)": dm_stream,
+        "dashmagic stream() default (pooled session)": dm_stream,
         "dashmagic stream(session=shared)": dm_stream_shared,
         "SDK Generation.call(stream=True)": sdk_stream,
     }
@@ -191,9 +191,8 @@ def sdk_session_note() -> str:
     version = getattr(dashscope, "__version__", "?")
     if hasattr(http_request, "_get_shared_sync_session"):
         return (f"the SDK ({version}) sends every call through one pooled, process-wide requests.Session "
-                "(http_request._get_shared_sync_session); dashmagic run()/stream() open a new session per "
-                "call unless session= is passed (the magic opens one per cell). SSE answers close the "
-                "connection, so streams cannot reuse one either way.")
+                "(http_request._get_shared_sync_session), as dashmagic's run()/stream() and the magic do "
+                "(transport.shared_session). SSE answers close the connection, so streams cannot reuse one.")
     return f"the SDK ({version}) has no shared session: it opens one per call, like dashmagic's default."
 
 
