@@ -406,7 +406,7 @@ def _can_prompt(shell: Any) -> bool:
     kernel = getattr(shell, "kernel", None)
     if kernel is not None:
         return bool(getattr(kernel, "_allow_stdin", False))
-    return bool(sys.stdin and sys.stdin.isatty()) and os.environ.get("CI") is None
+    return bool(sys.stdin and sys.stdin.isatty())
 
 
 # -- extension entry points ---------------------------------------------------------------
