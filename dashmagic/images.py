@@ -65,6 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import requests
 
 __all__ = [
+    "new_image_session",
     "ImageMime",
     "FetchedImage",
     "ImagePolicy",
@@ -457,7 +458,7 @@ def _fetch(url: object, policy: ImagePolicy, session: requests.Session | None) -
     deadline = time.monotonic() + policy.total_timeout
     own = session is None
     if session is None:
-        session = _new_session()
+        session = new_image_session()
     try:
         for _hop in range(policy.max_redirects + 1):
             if not target.trusted and not policy.offline:
@@ -475,8 +476,9 @@ def _fetch(url: object, policy: ImagePolicy, session: requests.Session | None) -
             session.close()
 
 
-def _new_session() -> requests.Session:
-    """``trust_env=False``: never pick up ~/.netrc credentials, env proxies or env CA bundles."""
+def new_image_session() -> requests.Session:
+    """A session for figures only (never the DashScope one, so never the key). ``trust_env=False``:
+    never pick up ~/.netrc credentials, env proxies or env CA bundles."""
     import requests
 
     session = requests.Session()

@@ -51,13 +51,14 @@ from http import HTTPStatus
 from pathlib import Path
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Union
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 
 from .config import Secret
 from .errors import ConfigError, RecordingMiss
+from .images import display_url, new_image_session
 
 _DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
@@ -649,11 +650,6 @@ class _ReplayBody:
         return self._closed
 
 
-def _strip_query(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
 def _read_source(source: Any) -> str:
     try:
         return source.read_text(encoding="utf-8")
@@ -702,7 +698,7 @@ class ReplayAdapter(BaseAdapter):
             self._any_stream[fingerprint_key(_without_stream(fp))].items.append(exchange)
             self._loose[_loose_key(fp)].items.append(exchange)
         self._by_url = {f.url: f for f in self.figures}
-        self._by_bare_url = {_strip_query(f.url): f for f in self.figures}
+        self._by_bare_url = {display_url(f.url): f for f in self.figures}
 
     def __repr__(self) -> str:
         return f"ReplayAdapter({[str(s) for s in self.sources]!r}, exchanges={len(self.exchanges)})"
@@ -788,9 +784,9 @@ class ReplayAdapter(BaseAdapter):
         return self._response(request, exchange.status, exchange.headers, body)
 
     def _figure_response(self, request: Any, method: str, url: str) -> requests.Response:
-        figure = self._by_url.get(url) or self._by_bare_url.get(_strip_query(url))
+        figure = self._by_url.get(url) or self._by_bare_url.get(display_url(url))
         if figure is None:
-            text = f"No recorded figure for {_strip_query(url)} in {self._files_text()}.".encode()
+            text = f"No recorded figure for {display_url(url)} in {self._files_text()}.".encode()
             return self._response(request, 404, {"Content-Type": "text/plain; charset=utf-8"}, _ReplayBody([text]))
         headers = {"Content-Type": figure.content_type}
         if figure.location:
@@ -1025,9 +1021,7 @@ def image_session_for(mode: str, recordings: Recordings, key: Secret | None = No
     """
     name = _check_mode(mode)
     if name == "live":
-        session = requests.Session()
-        session.trust_env = False
-        return session
+        return new_image_session()
     if name == "record":
         return _mounted(RecordingAdapter(_record_path(recordings), key), trust_env=False)
     return _mounted(_replay_adapter(recordings), trust_env=False)

@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass
 from collections.abc import Callable, Mapping
 from typing import Any, Union
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from ..images import display_url
 from ..plugins import GenericView
 from ..plugins.calculator import CalculatorArgs
 from ..plugins.hotel import HotelArgs
@@ -78,13 +79,7 @@ def redact(text: str) -> str:
 
 def strip_query(url: str) -> str:
     """The URL without query string, fragment or ``user:pw@`` (signed OSS URLs are capabilities)."""
-    url = clean(url).strip()
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    except ValueError:  # e.g. a malformed IPv6 host: cut by hand
-        return re.split(r"[?#]", url, maxsplit=1)[0]
+    return display_url(clean(url).strip())
 
 
 def http_url(url: str) -> str | None:
