@@ -59,7 +59,8 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 from urllib.parse import urljoin, urlsplit
 
 from .errors import ConfigError
-from .trace import Figure
+from ._urls import display_url
+from .trace import FetchedImage, Figure
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import requests
@@ -110,7 +111,7 @@ _REQUEST_HEADERS = {
 }
 _SECRET_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
 _HOST_LABELS = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*")
-_AUTHORITY_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*:)?//(?P<authority>[^/\\]*)(?P<rest>.*)", re.S)
+
 
 
 class ImageRefused(ValueError):
@@ -120,41 +121,6 @@ class ImageRefused(ValueError):
 # --------------------------------------------------------------------------------------------
 # Result type and display
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FetchedImage:
-    """The outcome of fetching one figure URL: bytes and sniffed MIME type, or an error.
-
-    ``url`` (the signed original) and ``data`` are left out of ``repr`` so logs and tracebacks
-    never carry the signature or megabytes of bytes; show ``display_url`` instead.
-    """
-
-    url: str = field(repr=False)
-    display_url: str
-    data: bytes | None = field(default=None, repr=False)
-    mime: ImageMime | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when the bytes are a PNG/JPEG/GIF/WEBP image ready to embed."""
-        return self.error is None and self.data is not None and self.mime is not None
-
-
-def display_url(url: str) -> str:
-    """``url`` without query string, fragment or user info: safe to show and to save.
-
-    The query of a signed OSS URL is a bearer capability (``OSSAccessKeyId=…&Signature=…``), and
-    user info is a password. Never raises; text that is not a URL comes back minus ``?…``/``#…``.
-    """
-    text = url if isinstance(url, str) else str(url)
-    base = re.split(r"[?#]", text, maxsplit=1)[0]
-    match = _AUTHORITY_URL.fullmatch(base)
-    if match is None:
-        return base
-    authority = match["authority"].rpartition("@")[2]
-    return f"{match['scheme'] or ''}//{authority}{match['rest']}"
 
 
 def sniff_mime(data: bytes) -> ImageMime | None:

@@ -266,7 +266,6 @@ class DashScopeMagics(Magics):
         from .trace import Trace
 
         key = self._key(plan.mode)
-        _warm_renderers()
         session, images = self._sessions(plan, key)
         view = LiveDisplay(live=self._live(), interval=self.update_interval, images=images)
         self.last_display = view
@@ -373,29 +372,6 @@ def _consume(snapshots: Iterator[Trace], show: Callable[[Trace], None]) -> tuple
         return last, error
     assert last is not None
     return last, None
-
-
-_warmed = False
-
-
-def _warm_renderers() -> None:
-    """Import markdown-it, nh3 and Pygments while the request is in flight (~35 ms on a cold
-    kernel), so the first visible update is not delayed by them. Once per process."""
-    global _warmed
-    if _warmed:
-        return
-    _warmed = True
-
-    def warm() -> None:
-        from .render.html import highlight_code
-        from .render.markdown import markdown_to_html
-
-        markdown_to_html("*warm*")
-        highlight_code("x = 1")
-
-    import threading
-
-    threading.Thread(target=warm, name="dashmagic-warm-renderers", daemon=True).start()
 
 
 def _in_kernel(shell: Any) -> bool:

@@ -58,7 +58,8 @@ from requests.adapters import BaseAdapter, HTTPAdapter
 
 from .config import Secret
 from .errors import ConfigError, RecordingMiss
-from .images import display_url, new_image_session
+from ._urls import display_url
+from .images import new_image_session
 
 _DEMO_DIR = Path(__file__).resolve().parent / "demo"
 

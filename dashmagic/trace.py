@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal, Union
 
 __all__ = [
@@ -28,28 +27,111 @@ __all__ = [
     "CodeBlock",
     "Trace",
     "TraceStatus",
+    "FrozenMap",
+    "FetchedImage",
     "freeze",
+    "thaw",
 ]
 
 TraceStatus = Literal["pending", "partial", "complete", "error", "interrupted"]
 
 
+class FrozenMap(Mapping[str, Any]):
+    """A read-only mapping that pickles (``mappingproxy`` does not, which broke pickling a
+    Trace, ``ProcessPoolExecutor`` and caches). Equal to any mapping with the same items."""
+
+    __slots__ = ("_data", "_hash")
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data: dict[str, Any] = dict(data or {})
+        self._hash: int | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(tuple(self._data.items()))
+        return self._hash
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenMap, (self._data,))
+
+
+EMPTY_MAP = FrozenMap()
+
+
 def freeze(value: Any) -> Any:
-    """Deep-freeze parsed JSON: dicts become read-only mappings, lists become tuples."""
-    if isinstance(value, dict):
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
-    return value
+    """Deep-freeze parsed JSON: dicts become :class:`FrozenMap`, lists become tuples.
+
+    Iterative, not recursive: a reply nested thousands deep must not raise RecursionError
+    (and lose the trace) here.
+    """
+    if not isinstance(value, (dict, list, tuple)):
+        return value
+    result: list[Any] = []
+    # Each frame: the items still to visit, the frozen items so far, whether it is a dict, and
+    # the key this container will have in its parent (None for list items and the root).
+    stack: list[tuple[Iterator[Any], list[Any], bool, Any]] = [(_items(value), [], isinstance(value, dict), None)]
+    while stack:
+        items, done, is_dict, _ = stack[-1]
+        for item in items:
+            key, child = item if is_dict else (None, item)
+            if isinstance(child, (dict, list, tuple)):
+                stack.append((_items(child), [], isinstance(child, dict), key))
+                break
+            done.append((key, child) if is_dict else child)
+        else:
+            _, done, is_dict, key = stack.pop()
+            frozen = FrozenMap(dict(done)) if is_dict else tuple(done)
+            if not stack:
+                result.append(frozen)
+            else:
+                parent_done, parent_is_dict = stack[-1][1], stack[-1][2]
+                parent_done.append((key, frozen) if parent_is_dict else frozen)
+    return result[0]
+
+
+def _items(node: Any) -> Iterator[Any]:
+    return iter(node.items()) if isinstance(node, dict) else iter(node)
 
 
 def thaw(value: Any) -> Any:
-    """The inverse of :func:`freeze`: plain dicts and lists, for JSON or history."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [thaw(v) for v in value]
-    return value
+    """The inverse of :func:`freeze`: plain dicts and lists, for JSON or history (iterative too)."""
+    if not isinstance(value, (Mapping, tuple, list)):
+        return value
+    result: list[Any] = []
+    stack: list[tuple[Iterator[Any], list[Any], bool, Any]] = [(_items_any(value), [], isinstance(value, Mapping), None)]
+    while stack:
+        items, done, is_map, _ = stack[-1]
+        for item in items:
+            key, child = item if is_map else (None, item)
+            if isinstance(child, (Mapping, tuple, list)):
+                stack.append((_items_any(child), [], isinstance(child, Mapping), key))
+                break
+            done.append((key, child) if is_map else child)
+        else:
+            _, done, is_map, key = stack.pop()
+            plain: Any = dict(done) if is_map else list(done)
+            if not stack:
+                result.append(plain)
+            else:
+                parent_done, parent_is_map = stack[-1][1], stack[-1][2]
+                parent_done.append((key, plain) if parent_is_map else plain)
+    return result[0]
+
+
+def _items_any(node: Any) -> Iterator[Any]:
+    return iter(node.items()) if isinstance(node, Mapping) else iter(node)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +153,27 @@ class Figure:
 
     url: str
     alt: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedImage:
+    """The outcome of fetching one figure URL: bytes and sniffed MIME type, or an error.
+
+    Kept on the :class:`Trace` (``trace.images``) so a stored trace displays exactly what the
+    cell showed. ``url`` (the signed original) and ``data`` are left out of ``repr`` so logs and
+    tracebacks never carry the signature or megabytes of bytes; show ``display_url`` instead.
+    """
+
+    url: str = field(repr=False)
+    display_url: str
+    data: bytes | None = field(default=None, repr=False)
+    mime: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the bytes are a PNG/JPEG/GIF/WEBP image ready to embed."""
+        return self.error is None and self.data is not None and self.mime is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +244,7 @@ class Usage:
     output_tokens: int | None = None
     total_tokens: int | None = None
     #: ``usage.plugins`` as ``{plugin: count}``, when the service reported it.
-    plugins: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    plugins: Mapping[str, int] = field(default_factory=lambda: EMPTY_MAP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +288,8 @@ class Trace:
     notes: tuple[str, ...] = ()
     #: The assistant/plugin messages as the service sent them, for chat history.
     messages: tuple[Mapping[str, Any], ...] = ()
+    #: Figures fetched for this trace, in first-seen order (so the trace is self-sufficient).
+    images: tuple[FetchedImage, ...] = ()
 
     # -- convenience views -------------------------------------------------------------
     @property
@@ -228,6 +333,13 @@ class Trace:
         for step in self.plugin_results:
             out.extend(getattr(step.view, "figures", ()) or ())
         return tuple(out)
+
+    def image(self, url: str) -> FetchedImage | None:
+        """The fetched image for a figure URL, if one was fetched."""
+        for image in self.images:
+            if image.url == url:
+                return image
+        return None
 
     def history(self) -> list[dict[str, Any]]:
         """The service's messages as plain dicts, ready to send back as chat history."""

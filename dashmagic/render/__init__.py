@@ -38,7 +38,10 @@ def mimebundle(
 
     ``images`` maps a figure URL to a fetched image (``data``, ``mime``, ``error``,
     ``display_url``); figures with bytes are embedded as ``data:`` URIs, others shown as links.
+    By default the trace's own ``images`` are used, so a stored trace shows what the cell showed.
     """
+    if images is None and trace.images:
+        images = {image.url: image for image in trace.images}
     wanted = [
         mime
         for mime in RENDERERS

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Union
 from urllib.parse import urlsplit
 
-from ..images import display_url
+from .._urls import display_url
 from ..plugins import GenericView
 from ..plugins.calculator import CalculatorArgs
 from ..plugins.hotel import HotelArgs
