@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "Client",
     "run",
     "stream",
     "build_call",
@@ -35,19 +36,19 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Client": "client",
     "run": "client",
     "stream": "client",
-    "build_call": "request",
+    "build_call": "client",
     "Trace": "trace",
     "KNOWN_PLUGINS": "_constants",
     **{name: "errors" for name in __all__ if name.endswith("Error") or name in ("RecordingMiss", "Interrupted")},
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .client import run, stream
+    from .client import Client, build_call, run, stream
     from .errors import *  # noqa: F403
     from ._constants import KNOWN_PLUGINS
-    from .request import build_call
     from .trace import Trace
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-__all__ = ["KNOWN_PLUGINS", "DEFAULT_MODEL", "DEFAULT_SYSTEM"]
+__all__ = ["KNOWN_PLUGINS", "DEFAULT_MODEL", "DEFAULT_SYSTEM", "MODES"]
 
 #: The six plugins DashScope documents, by their ``X-DashScope-Plugin`` header key.
 KNOWN_PLUGINS: tuple[str, ...] = (
@@ -16,3 +16,5 @@ KNOWN_PLUGINS: tuple[str, ...] = (
 )
 DEFAULT_MODEL = "qwen-plus"
 DEFAULT_SYSTEM = "You are a helpful assistant."
+#: Where answers come from: the service, the service while recording, or a recording.
+MODES: tuple[str, ...] = ("live", "record", "replay")

@@ -1,42 +1,87 @@
-"""The plain Python API: ``run()`` and ``stream()``.
+"""The plain Python API: one :class:`Client` wires every call; ``run()``/``stream()`` wrap it.
 
-Pipeline: :func:`~dashmagic.request.build_call` → :func:`~dashmagic.transport.send` (with
-bounded, visible retries) → JSON body or SSE events (:mod:`dashmagic.sse`) →
-:class:`~dashmagic.events.TraceBuilder` → Trace snapshots. The magic is a thin layer over
-:func:`stream`; scripts and tests use the same path.
+Pipeline: :class:`~dashmagic.request.CallOptions` → the wire format's
+:meth:`~dashmagic.protocol.WireFormat.build` → :func:`~dashmagic.transport.send` (bounded,
+visible retries) → JSON body or SSE events (:mod:`dashmagic.sse`) →
+:class:`~dashmagic.events.TraceBuilder` → Trace snapshots, with their figures attached.
+
+The Client owns what a call needs and reads it once: settings, the key, the mode and its
+recordings, the transport session's life, validated timeouts, the retry policy, the figure
+policy and cache. It is thread-safe: several threads may share one Client. Module-level
+:func:`run` and :func:`stream` are ``with Client(...) as client: ...`` one-liners; the magic
+builds one Client per cell from its traits.
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
 import random
-import re
+import threading
 import time
 from dataclasses import dataclass
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .config import Secret, Settings, check_base_url
-from .errors import (
-    ApiError,
-    DashmagicError,
-    Interrupted,
-    ProtocolError,
-    TransportError,
-)
-from .events import TraceBuilder, decode_payload, error_from_payload
-from .request import DEFAULT_MODEL, DEFAULT_SYSTEM, Call, Prompt, build_call
-from .sse import SSEDecoder, ServerSentEvent
+from .errors import ConfigError, DashmagicError, Interrupted, ProtocolError, TimeoutError, TransportError
+from .events import TraceBuilder
+from .protocol import format_for
+from .protocol.envelope import decode_payload, error_from_body, payload_of_event
+from .request import Call, CallKwargs, CallOptions, Prompt
+from .sse import DEFAULT_MAX_EVENT_CHARS, SSEDecoder, ServerSentEvent
+from .scrub import KeyScrubber
 from .trace import Trace
-from .transport import Timeout, body_errors, send, shared_session, split_timeout
 
 if TYPE_CHECKING:
     import requests
+    from typing_extensions import Unpack
 
-__all__ = ["run", "stream", "execute", "RetryPolicy", "DEFAULT_RETRIES"]
+    from .images import ImageCache
+
+__all__ = [
+    "Client",
+    "ClientKwargs",
+    "RunKwargs",
+    "RetryPolicy",
+    "run",
+    "stream",
+    "build_call",
+    "DEFAULT_RETRIES",
+    "DEFAULT_MAX_REPLY_BYTES",
+]
 
 DEFAULT_RETRIES = 3
+#: The largest decoded reply accepted (a 306 KB gzip reply can inflate to 1.5 GB).
+DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
 _MAX_ERROR_BODY = 1 << 20
+#: What replay mode sends instead of a key: replay never touches the network.
+REPLAY_KEY = Secret("replay-mode-sends-no-key")
+
+
+class ClientKwargs(TypedDict, total=False):
+    """How calls are made (the keyword arguments of :class:`Client`)."""
+
+    api_key: str | Secret | None
+    base_url: str | None
+    environ: Any
+    mode: str | None
+    recordings: Any
+    session: requests.Session | None
+    timeout: Any
+    deadline: float | None
+    retries: int
+    backoff: float
+    embed_images: bool
+    image_hosts: Any
+    max_image_bytes: int | None
+    max_reply_bytes: int
+
+
+class RunKwargs(ClientKwargs, CallKwargs, total=False):
+    """``run()``/``stream()``: how to call, what to ask, and whether errors raise."""
+
+    raise_errors: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,45 +99,397 @@ class RetryPolicy:
         return backoff * (0.5 + random.random() / 2)  # "equal jitter"
 
 
+_CONNECT, _READ, _TOTAL = 10.0, 180.0, 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds: to connect, of silence between events (or before a reply), for a whole call."""
+
+    connect: float = _CONNECT
+    read: float = _READ
+    total: float = _TOTAL
+
+    @classmethod
+    def of(cls, timeout: Any, *, deadline: float | None = None) -> Timeouts:
+        if timeout is None:
+            connect, read = _CONNECT, _READ
+        elif isinstance(timeout, (tuple, list)) and len(timeout) == 2:
+            connect, read = (check_seconds(v, "timeout") for v in timeout)
+        else:
+            read = check_seconds(timeout, "timeout")
+            connect = min(read, _CONNECT)
+        total = _TOTAL if deadline is None else check_seconds(deadline, "deadline")
+        return cls(connect=connect, read=read, total=max(total, read))
+
+
+_MAX_SECONDS = 7 * 24 * 3600.0
+
+
+def check_seconds(value: Any, name: str) -> float:
+    """A positive, finite number of seconds, or a one-line ConfigError naming the bad value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r}.")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > _MAX_SECONDS:
+        raise ConfigError(f"{name} must be a positive number of seconds up to a week, got {value!r}.")
+    return seconds
+
+
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+    """``Retry-After`` as seconds: a number or an HTTP date; anything else is ignored."""
+    value = (response.headers.get("Retry-After") or "").strip()
     if not value:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if parsed is None or parsed.tzinfo is None:
+            return None
+        seconds = parsed.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def _http_error(response: requests.Response, call: Call) -> ApiError:
-    """Read an error response: JSON body, an SSE error event, or a gateway's HTML."""
-    raw = response.raw.read(_MAX_ERROR_BODY, decode_content=True) if response.raw else b""
-    response.close()
-    text = raw.decode("utf-8", "replace")
-    payload: Mapping[str, Any] | None = None
-    if "event-stream" in response.headers.get("Content-Type", ""):
-        match = re.search(r"^data:(.*)$", text, re.M)
-        text = match.group(1) if match else text
-    try:
-        payload = decode_payload(text)
-    except ProtocolError:
-        payload = None
-    if payload is not None and (payload.get("code") or payload.get("message")):
-        return error_from_payload(payload, response.status_code)
-    return error_from_payload({"message": _readable(text, response)}, response.status_code)
+def _no_wait(seconds: float) -> None:
+    """Replay answers from a file: a recorded 429 needs no real backoff."""
 
 
-def _readable(text: str, response: requests.Response) -> str:
-    # A gateway's HTML 502 page: keep its title or first words, never the whole page.
-    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.I | re.S)
-    words = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
-    words = " ".join(words.split())[:200]
-    reason = response.reason or ""
-    return f"non-JSON error page: {words}" if words else f"{reason or 'empty error body'}"
+class Client:
+    """Makes calls to DashScope (or the loopback fake, or a recording).
+
+    ``api_key``: a string or :class:`~dashmagic.config.Secret`; default from the environment, the
+    way the official SDK reads it (``DASHSCOPE_API_KEY``, ``DASHSCOPE_API_KEY_FILE_PATH``,
+    ``~/.dashscope/api_key``), looked up at the first call that needs it (replay needs none).
+    ``mode``: ``live``, ``record`` or ``replay`` (default ``DASHMAGIC_MODE``, else live), with
+    ``recordings`` (default ``DASHMAGIC_RECORDINGS``; replay falls back to the bundled ``demo``).
+    ``timeout``: seconds or ``(connect, read)``; for a stream, "read" is the longest silence
+    allowed between events. ``deadline``: seconds for a whole call (default 600).
+    ``embed_images``: fetch each figure once and attach it to the trace (signed URLs expire).
+    """
+
+    def __init__(self, **options: Unpack[ClientKwargs]) -> None:
+        unknown = set(options) - set(ClientKwargs.__optional_keys__)
+        if unknown:
+            raise ConfigError(f"Unknown Client option(s) {', '.join(sorted(unknown))}; see help(dashmagic.Client).")
+        self._environ = options.get("environ")
+        settings = Settings.from_env(self._environ, key=False)
+        self.base_url = check_base_url(options.get("base_url") or settings.base_url)
+        recordings = options.get("recordings")
+        self.mode, self.recordings = _mode_of(
+            options.get("mode") or settings.mode, settings.recordings if recordings is None else recordings
+        )
+        self.timeouts = Timeouts.of(options.get("timeout"), deadline=options.get("deadline"))
+        retries = options.get("retries", DEFAULT_RETRIES)
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 1 <= retries <= 20:
+            raise ConfigError(f"retries must be a whole number of tries from 1 to 20, got {retries!r}.")
+        self.retry = RetryPolicy(tries=retries, base=float(options.get("backoff", 0.5)))
+        self.max_reply_bytes = int(options.get("max_reply_bytes", DEFAULT_MAX_REPLY_BYTES))
+        self.embed_images = bool(options.get("embed_images", True))
+        self._image_hosts = options.get("image_hosts")
+        self._max_image_bytes = options.get("max_image_bytes")
+        self._key = _as_secret(options.get("api_key"))
+        self._session = options.get("session")
+        self._owns_session = False
+        self._image_session: requests.Session | None = None
+        self._images: ImageCache | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self.key_prompt: Callable[[], Secret | None] | None = None
+
+    def __repr__(self) -> str:
+        return f"Client(mode={self.mode!r}, base_url={self.base_url!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the sessions this client opened (the process-wide live pool stays open)."""
+        with self._lock:
+            self._closed = True
+            sessions = [s for s in (self._session if self._owns_session else None, self._image_session) if s]
+            self._session = None if self._owns_session else self._session
+            self._image_session, self._images = None, None
+        for session in sessions:
+            session.close()
+
+    # -- what a call needs -------------------------------------------------------------------
+    @property
+    def replay(self) -> bool:
+        return self.mode == "replay"
+
+    def key(self) -> Secret:
+        """The key for this client's calls: given, from the environment, or from ``key_prompt``."""
+        if self.replay:
+            return REPLAY_KEY
+        with self._lock:
+            if self._key is None:
+                self._key = Settings.from_env(self._environ).api_key
+            if self._key is None and self.key_prompt is not None:
+                self._key = self.key_prompt()
+            if self._key is None:
+                from .config import MISSING_KEY_MESSAGE
+
+                raise ConfigError(MISSING_KEY_MESSAGE)
+            return self._key
+
+    def _http(self, key: Secret) -> requests.Session:
+        with self._lock:
+            if self._closed:
+                raise ConfigError("This Client is closed; make a new one (or use `with Client(...) as client:`).")
+            if self._session is None:
+                from .recording import session_for
+
+                self._session = session_for(self.mode, self.recordings, key=key)
+                self._owns_session = self.mode != "live"
+            return self._session
+
+    def _image_cache(self, call: Call, key: Secret) -> ImageCache:
+        with self._lock:
+            if self._images is None:
+                from .images import ImageCache, ImagePolicy
+                from .recording import image_session_for
+
+                policy_options: dict[str, Any] = {"timeout": min(self.timeouts.read, 30.0), "offline": self.replay}
+                if self._image_hosts is not None:
+                    policy_options["hosts"] = tuple(self._image_hosts)
+                if self._max_image_bytes is not None:
+                    policy_options["max_bytes"] = int(self._max_image_bytes)
+                policy = ImagePolicy.for_base_url(call.url, **policy_options)
+                self._image_session = image_session_for(self.mode, self.recordings, key=key)
+                self._images = ImageCache(policy, session=self._image_session)
+            return self._images
+
+    # -- building and running ----------------------------------------------------------------
+    def build(self, prompt: Prompt, *, stream: bool = False, **call: Unpack[CallKwargs]) -> Call:
+        """The exact request for ``prompt`` (nothing is sent; ``--dry-run`` shows this)."""
+        options = CallOptions.of(prompt, stream=stream, **call)
+        return format_for(options).build(options, base_url=self.base_url)
+
+    def stream(self, prompt: Prompt, *, raise_errors: bool = True, **call: Unpack[CallKwargs]) -> Iterator[Trace]:
+        """Stream a call (SSE); yield a Trace snapshot after every server event, the last final."""
+        return self.execute(self.build(prompt, stream=True, **call), raise_errors=raise_errors)
+
+    def run(self, prompt: Prompt, *, raise_errors: bool = True, **call: Unpack[CallKwargs]) -> Trace:
+        """Call once (no streaming) and return the final Trace."""
+        return _last(self.execute(self.build(prompt, stream=False, **call), raise_errors=raise_errors))
+
+    def execute(
+        self, call: Call, *, raise_errors: bool = True, on_retry: Callable[[Trace], None] | None = None
+    ) -> Iterator[Trace]:
+        """Run a built :class:`Call`; yield a snapshot after every server event, the last final.
+
+        On failure the last snapshot has ``status="error"`` (or ``"interrupted"``) and keeps every
+        step received; with ``raise_errors`` the typed error is raised after it, carrying ``.trace``.
+        """
+        key = self.key()
+        return _Exchange(self, call, key, on_retry).run(raise_errors)
+
+    def attach_images(self, trace: Trace, call: Call, key: Secret) -> Trace:
+        """The trace with its figures fetched (each URL once per client) and attached."""
+        if not self.embed_images or not trace.figures:
+            return trace
+        fetched = self._image_cache(call, key).fetch_all(trace.figures)
+        images = tuple(fetched.values())
+        return trace if images == trace.images else trace.replace(images=images)
 
 
-def _decode_text(raw: bytes, call: Call) -> str:
+class _Exchange:
+    """One call in flight: send with retries, read the body, fold it, attach figures."""
+
+    def __init__(self, client: Client, call: Call, key: Secret, on_retry: Callable[[Trace], None] | None) -> None:
+        self.client = client
+        self.call = call
+        self.key = key
+        self.on_retry = on_retry
+        self.builder = TraceBuilder(call.info)
+        self.scrub = KeyScrubber(None if client.replay else key)
+        self.started = time.monotonic()
+        self.timeouts = client.timeouts
+        self.sleep: Callable[[float], None] = _no_wait if client.replay else time.sleep
+
+    def run(self, raise_errors: bool) -> Iterator[Trace]:
+        response = None
+        failure: DashmagicError | None = None
+        final: Trace | None = None
+        try:
+            response = self._open()
+            yield from self._read(response)
+            yield self._finish()
+        except KeyboardInterrupt:
+            failure = Interrupted(
+                "Stopped by the user; the partial trace is kept." if self.builder.trace.events
+                else "Stopped by the user before any reply arrived."
+            )
+            final = self._snapshot(self.builder.interrupt())
+            yield final
+        except DashmagicError as exc:
+            failure = self.scrub.error(exc)
+            final = self._snapshot(self.builder.fail(failure))
+            yield final
+        finally:
+            if response is not None:
+                response.close()
+        if failure is not None and raise_errors:
+            failure.trace = final
+            raise failure
+
+    # -- sending -----------------------------------------------------------------------------
+    def _open(self) -> requests.Response:
+        """Send with retries: only before any response body was consumed, only for transient faults."""
+        from .transport import send
+
+        session = self.client._http(self.key)
+        tries = self.client.retry.tries
+        for attempt in range(tries):
+            last = attempt == tries - 1
+            self._check_deadline()
+            try:
+                response = send(session, self.call, self.key, (self.timeouts.connect, self.timeouts.read))
+            except TransportError as exc:
+                transient = exc.before_response and getattr(exc, "phase", "connect") == "connect"
+                if last or not transient:
+                    raise
+                wait, why = self.client.retry.delay(attempt, None), exc.message.split(". ")[0]
+            else:
+                if response.status_code < 400:
+                    return response
+                error = self._http_error(response)
+                if last or not error.retryable:
+                    raise error
+                wait = self.client.retry.delay(attempt, _retry_after(response))
+                why = f"HTTP {error.status_code}" + (f" {error.code}" if error.code else "")
+            wait = min(wait, max(0.0, self._remaining()))
+            trace = self.scrub.trace(self.builder.note(f"Retrying after {why} (attempt {attempt + 2} of {tries}) in {wait:.1f} s."))
+            if self.on_retry is not None:
+                self.on_retry(trace)
+            self.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _http_error(self, response: requests.Response) -> Any:
+        from ._text import error_page_summary
+
+        raw = response.raw.read(_MAX_ERROR_BODY, decode_content=True) if response.raw else b""
+        response.close()
+        text = self.scrub.text(raw.decode("utf-8", "replace"))
+        content_type = response.headers.get("Content-Type", "")
+        return error_from_body(text, content_type, response.status_code, response.reason or "", error_page_summary(text))
+
+    # -- reading -----------------------------------------------------------------------------
+    def _remaining(self) -> float:
+        return self.timeouts.total - (time.monotonic() - self.started)
+
+    def _check_deadline(self) -> None:
+        if self._remaining() <= 0:
+            raise TimeoutError(
+                f"The call took longer than its {self.timeouts.total:g} s deadline. What arrived is kept; "
+                "raise `deadline` (or --timeout) for long answers.",
+                phase="read",
+                url=self.call.url,
+                before_response=False,
+            )
+
+    def _read(self, response: requests.Response) -> Iterator[Trace]:
+        from .transport import body_errors
+
+        limits = (self.timeouts.connect, self.timeouts.read)
+        if "event-stream" not in response.headers.get("Content-Type", ""):
+            with body_errors(self.call, limits):
+                raw = b"".join(self._chunks(response))
+            yield self._snapshot(self.builder.feed(decode_payload(self.scrub.text(_utf8(raw)))))
+            return
+        for event in self._events(response):
+            payload = payload_of_event(event)
+            if payload is not None:
+                yield self._snapshot(self.builder.feed(payload, incremental=self.call.incremental))
+
+    def _snapshot(self, trace: Trace) -> Trace:
+        return self.client.attach_images(self.scrub.trace(trace), self.call, self.key)
+
+    def _chunks(self, response: requests.Response) -> Iterator[bytes]:
+        """The decoded body in pieces, never more than ``max_reply_bytes`` in all."""
+        limit, total = self.client.max_reply_bytes, 0
+        raw = response.raw
+        read1 = getattr(raw, "read1", None)
+        pieces = iter(response.iter_content(chunk_size=65536)) if read1 is None else None
+        while True:
+            # decode_content: requests opens the body raw; a gzipped body must be inflated.
+            chunk = next(pieces, b"") if pieces is not None else read1(65536, decode_content=True)
+            if not chunk:
+                return
+            total += len(chunk)
+            if total > limit:
+                raise ProtocolError(
+                    f"DashScope's reply is larger than {limit // (1024 * 1024)} MB decoded; dashmagic stopped "
+                    "reading it (what arrived is kept). Raise max_reply_bytes if this is expected."
+                )
+            yield chunk
+
+    def _events(self, response: requests.Response) -> Iterator[ServerSentEvent]:
+        from .transport import body_errors
+
+        decoder = SSEDecoder(max_event_chars=min(DEFAULT_MAX_EVENT_CHARS, self.client.max_reply_bytes))
+        silence_from = time.monotonic()
+        with body_errors(self.call, (self.timeouts.connect, self.timeouts.read)):
+            for chunk in self._chunks(response):
+                try:
+                    events = decoder.feed(chunk)
+                except UnicodeDecodeError as exc:
+                    raise ProtocolError(
+                        f"The event stream is not valid UTF-8 ({exc.reason}); the events before it are kept."
+                    ) from None
+                now = time.monotonic()
+                if events:
+                    silence_from = now
+                elif now - silence_from > self.timeouts.read:
+                    # Keep-alive comments arrive, but no event: the reply has stalled.
+                    raise TimeoutError(
+                        f"No event for more than {self.timeouts.read:g} s (only keep-alives); what arrived is "
+                        "kept. Raise --timeout if the plugin is slow.",
+                        phase="read",
+                        url=self.call.url,
+                        before_response=False,
+                    )
+                self._check_deadline()
+                for event in events:
+                    yield _scrubbed(event, self.scrub)
+        for event in decoder.close():
+            yield _scrubbed(event, self.scrub)
+        if decoder.pending:
+            raise TransportError(
+                "The event stream ended in the middle of an event (the connection closed early). "
+                "What arrived is kept; run the cell again to retry.",
+                url=self.call.url,
+                before_response=False,
+            )
+
+    def _finish(self) -> Trace:
+        trace = self.builder.trace
+        if self.call.stream and not trace.finish_reason:
+            what = "before any event" if not trace.events else "before DashScope said the answer was complete"
+            raise TransportError(
+                f"The stream ended {what} (no finish_reason): the answer is truncated. What arrived is kept; "
+                "run the cell again to retry.",
+                url=self.call.url,
+                before_response=False,
+            )
+        return self._snapshot(self.builder.finish(complete=not self.call.stream))
+
+
+def _scrubbed(event: ServerSentEvent, scrub: KeyScrubber) -> ServerSentEvent:
+    data = scrub.text(event.data)
+    if data is event.data:
+        return event
+    return ServerSentEvent(event=event.event, data=data, id=event.id, retry=event.retry, status=event.status)
+
+
+def _utf8(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -102,253 +499,82 @@ def _decode_text(raw: bytes, call: Call) -> str:
         ) from None
 
 
-def _open(
-    session: requests.Session,
-    call: Call,
-    key: Secret,
-    timeout: tuple[float, float],
-    retry: RetryPolicy,
-    builder: TraceBuilder,
-    sleep: Callable[[float], None],
-    on_retry: Callable[[Trace], None] | None,
-) -> requests.Response:
-    """Send with retries: only before any response body was consumed, only for transient faults."""
-    for attempt in range(retry.tries):
-        last = attempt == retry.tries - 1
-        try:
-            response = send(session, call, key, timeout)
-        except TransportError as exc:
-            transient = exc.before_response and getattr(exc, "phase", "connect") == "connect"
-            if last or not transient:
-                raise
-            wait, why = retry.delay(attempt, None), exc.message.split(". ")[0]
-        else:
-            if response.status_code < 400:
-                return response
-            error = _http_error(response, call)
-            if last or not error.retryable:
-                raise error
-            wait = retry.delay(attempt, _retry_after(response))
-            why = f"HTTP {error.status_code}" + (f" {error.code}" if error.code else "")
-        trace = builder.note(f"Retried after {why} (attempt {attempt + 2} of {retry.tries}, waited {wait:.1f} s).")
-        if on_retry is not None:
-            on_retry(trace)
-        sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
+def _as_secret(value: str | Secret | None) -> Secret | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"api_key must be a string, got {type(value).__name__}.")
+    return Secret(value)
 
 
-def _read_chunks(response: requests.Response) -> Iterator[bytes]:
-    raw = response.raw
-    read1 = getattr(raw, "read1", None)
-    if read1 is None:  # replay adapters may hand back a plain file-like object
-        yield from response.iter_content(chunk_size=None)
-        return
-    while True:
-        # decode_content: requests opens the body raw; a gzipped event stream must be inflated.
-        chunk = read1(65536, decode_content=True)
-        if not chunk:
-            return
-        yield chunk
+def _mode_of(mode: str | None, recordings: Any) -> tuple[str, Any]:
+    from .recording import MODES
+
+    name = (mode or "live").strip().lower()
+    if name not in MODES:
+        raise ConfigError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)} (DASHMAGIC_MODE).")
+    if isinstance(recordings, str) and not recordings.strip():
+        raise ConfigError(f"An empty recordings path was given for {name} mode: name a .jsonl file (or 'demo' to replay).")
+    if name == "replay" and recordings is None:
+        return name, "demo"
+    if name == "record" and not recordings:
+        raise ConfigError("Record mode needs a file: --record PATH, recordings=PATH or DASHMAGIC_RECORDINGS=PATH.")
+    return name, recordings
 
 
-def _events(response: requests.Response, call: Call, timeout: tuple[float, float]) -> Iterator[ServerSentEvent]:
-    decoder = SSEDecoder()
-    with body_errors(call, timeout):
-        for chunk in _read_chunks(response):
-            try:
-                yield from decoder.feed(chunk)
-            except UnicodeDecodeError as exc:
-                raise ProtocolError(
-                    f"The event stream is not valid UTF-8 ({exc.reason}); the events before it are kept."
-                ) from None
-    yield from decoder.close()
-    if decoder.pending:
-        raise TransportError(
-            "The event stream ended in the middle of an event (the connection closed early). "
-            "What arrived is kept; run the cell again to retry.",
-            url=call.url,
-            before_response=False,
-        )
-
-
-def _fold_events(
-    response: requests.Response, call: Call, timeout: tuple[float, float], builder: TraceBuilder, incremental: bool
-) -> Iterator[Trace]:
-    for event in _events(response, call, timeout):
-        if event.event == "error":
-            payload = decode_payload(event.data) if event.data.strip() else {}
-            raise error_from_payload(payload, event.status or 400)
-        if event.event not in ("result", "message"):
-            continue  # e.g. event:done, heartbeats
-        payload = decode_payload(event.data)
-        if "output" not in payload and payload.get("code"):
-            raise error_from_payload(payload, event.status)
-        yield builder.feed(payload, incremental=incremental)
-
-
-def execute(
-    call: Call,
-    *,
-    key: Secret,
-    timeout: Timeout = None,
-    retries: int = DEFAULT_RETRIES,
-    session: requests.Session | None = None,
-    raise_errors: bool = True,
-    sleep: Callable[[float], None] = time.sleep,
-    on_retry: Callable[[Trace], None] | None = None,
-    backoff: float = 0.5,
-) -> Iterator[Trace]:
-    """Run a built :class:`Call`; yield a snapshot after every server event, the last final.
-
-    On failure the last snapshot has ``status="error"`` (or ``"interrupted"``) and keeps every
-    step received; with ``raise_errors`` the typed error is raised after it, carrying ``.trace``.
-    """
-    limits = split_timeout(timeout)
-    retry = RetryPolicy(tries=max(1, int(retries)), base=backoff)
-    builder = TraceBuilder(call.info)
-    http = shared_session() if session is None else session
-    response = None
-    failure: DashmagicError | None = None
-    incremental = bool(call.body.get("parameters", {}).get("incremental_output"))
-    try:
-        response = _open(http, call, key, limits, retry, builder, sleep, on_retry)
-        if "event-stream" in response.headers.get("Content-Type", ""):
-            yield from _fold_events(response, call, limits, builder, incremental)
-        else:
-            with body_errors(call, limits):
-                raw = response.content
-            yield builder.feed(decode_payload(_decode_text(raw, call)))
-        yield builder.finish()
-    except KeyboardInterrupt:
-        failure = Interrupted("Stopped by the user; the partial trace is kept.")
-        yield builder.interrupt()
-    except DashmagicError as exc:
-        failure = exc
-        yield builder.fail(exc)
-    finally:
-        if response is not None:
-            response.close()
-    if failure is not None and raise_errors:
-        failure.trace = builder.trace
-        raise failure
-
-
-def _no_wait(seconds: float) -> None:
-    """Replay answers from a file: a recorded 429 needs no real backoff."""
-
-
-def _prepare(
-    prompt: Prompt,
-    *,
-    stream: bool,
-    plugins: Iterable[str] | Mapping[str, Any] | str | None,
-    model: str,
-    system: str | None,
-    files: Iterable[str],
-    seed: int | None,
-    parameters: Mapping[str, Any] | None,
-    history: Sequence[Mapping[str, Any]] | None,
-    api_key: str | Secret | None,
-    base_url: str | None,
-    environ: Mapping[str, str] | None,
-    mode: str | None,
-    recordings: str | Sequence[str] | None,
-    session: requests.Session | None,
-) -> tuple[Call, Secret, requests.Session | None, bool]:
-    settings = Settings.from_env(environ, key=False)
-    base = check_base_url(base_url or settings.base_url)
-    call = build_call(
-        prompt,
-        plugins=plugins,
-        model=model,
-        system=system,
-        files=files,
-        seed=seed,
-        parameters=parameters,
-        history=history,
-        stream=stream,
-        base_url=base,
-    )
-    mode = (mode or settings.mode or "live").lower()
-    if mode == "replay":
-        # Replay never sends anything, so it needs no key (Binder and CI have none).
-        key: Secret = Secret("replay-mode-sends-no-key")
-    elif isinstance(api_key, str):
-        key = Secret(api_key)
-    else:
-        key = api_key or Settings.from_env(environ).require_key()
-    if session is None and mode != "live":
-        from .recording import session_for
-
-        where = recordings or settings.recordings or ("demo" if mode == "replay" else None)
-        session = session_for(mode, where, key=key)
-    return call, key, session, mode == "replay"
-
-
-def _begin(prompt: Prompt, streaming: bool, options: dict[str, Any]) -> Iterator[Trace]:
-    """The one path behind run() and stream(): settings, call, transport, then execute()."""
-    run_options = {name: options.pop(name) for name in ("timeout", "retries", "raise_errors")}
-    call, key, session, replay = _prepare(prompt, stream=streaming, **options)
-    return execute(call, key=key, session=session, sleep=_no_wait if replay else time.sleep, **run_options)
-
-
-def stream(
-    prompt: Prompt,
-    *,
-    plugins: Iterable[str] | Mapping[str, Any] | str | None = (),
-    model: str = DEFAULT_MODEL,
-    system: str | None = DEFAULT_SYSTEM,
-    files: Iterable[str] = (),
-    seed: int | None = None,
-    parameters: Mapping[str, Any] | None = None,
-    history: Sequence[Mapping[str, Any]] | None = None,
-    timeout: Timeout = None,
-    retries: int = DEFAULT_RETRIES,
-    api_key: str | Secret | None = None,
-    base_url: str | None = None,
-    session: requests.Session | None = None,
-    raise_errors: bool = True,
-    environ: Mapping[str, str] | None = None,
-    mode: str | None = None,
-    recordings: str | Sequence[str] | None = None,
-) -> Iterator[Trace]:
-    """Stream a plugin call (SSE); yield a Trace snapshot after every server event.
-
-    ``prompt`` is the user's text or a full ``messages`` list. ``files`` are URLs sent as
-    list-form content (for ``pdf_extracter``); ``history`` is earlier messages, e.g.
-    ``trace.history()`` of a previous turn. Configuration (key, base URL) is read from the
-    environment now, at call time. ``timeout`` is seconds or ``(connect, read)``; for a
-    stream "read" is the longest silence allowed between events. ``mode`` is ``live``,
-    ``record`` or ``replay`` (default: ``DASHMAGIC_MODE``, else live) with ``recordings`` the
-    file (default ``DASHMAGIC_RECORDINGS``; replay falls back to the bundled ``demo``).
-    """
-    return _begin(prompt, True, {name: value for name, value in locals().items() if name != "prompt"})
-
-
-def run(
-    prompt: Prompt,
-    *,
-    plugins: Iterable[str] | Mapping[str, Any] | str | None = (),
-    model: str = DEFAULT_MODEL,
-    system: str | None = DEFAULT_SYSTEM,
-    files: Iterable[str] = (),
-    seed: int | None = None,
-    parameters: Mapping[str, Any] | None = None,
-    history: Sequence[Mapping[str, Any]] | None = None,
-    timeout: Timeout = None,
-    retries: int = DEFAULT_RETRIES,
-    api_key: str | Secret | None = None,
-    base_url: str | None = None,
-    session: requests.Session | None = None,
-    raise_errors: bool = True,
-    environ: Mapping[str, str] | None = None,
-    mode: str | None = None,
-    recordings: str | Sequence[str] | None = None,
-) -> Trace:
-    """Call once (no streaming) and return the final Trace. Same arguments as :func:`stream`."""
-    snapshots = _begin(prompt, False, {name: value for name, value in locals().items() if name != "prompt"})
+def _last(snapshots: Iterator[Trace]) -> Trace:
     last: Trace | None = None
     for last in snapshots:
         pass
-    assert last is not None
+    if last is None:  # pragma: no cover - execute() always yields at least once
+        raise ProtocolError("The call produced no trace.")
     return last
+
+
+# -- the module-level API ----------------------------------------------------------------------
+
+
+def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    client = {k: options.pop(k) for k in list(options) if k in ClientKwargs.__optional_keys__}
+    raise_errors = bool(options.pop("raise_errors", True))
+    return client, options, raise_errors
+
+
+def stream(prompt: Prompt, **options: Unpack[RunKwargs]) -> Iterator[Trace]:
+    """Stream a call (SSE); yield a Trace snapshot after every server event.
+
+    ``prompt`` is the user's text or a full ``messages`` list. What to ask: ``plugins``,
+    ``model``, ``system``, ``files`` (document URLs), ``seed``, ``parameters``, ``history``
+    (e.g. ``trace.turn()`` of an earlier call). How to call: the :class:`Client` options
+    (``api_key``, ``base_url``, ``mode``, ``recordings``, ``timeout``, ``deadline``, ``retries``,
+    ``embed_images``…). The request is checked now; nothing is sent until you iterate.
+    """
+    client_options, call, raise_errors = _split(dict(options))
+    client = Client(**client_options)
+    try:
+        snapshots = client.stream(prompt, raise_errors=raise_errors, **call)
+    except BaseException:
+        client.close()
+        raise
+    return _closing(client, snapshots)
+
+
+def _closing(client: Client, snapshots: Iterator[Trace]) -> Iterator[Trace]:
+    with client:
+        yield from snapshots
+
+
+def run(prompt: Prompt, **options: Unpack[RunKwargs]) -> Trace:
+    """Call once (no streaming) and return the final Trace. Same arguments as :func:`stream`."""
+    client_options, call, raise_errors = _split(dict(options))
+    with Client(**client_options) as client:
+        return client.run(prompt, raise_errors=raise_errors, **call)
+
+
+def build_call(prompt: Prompt, *, stream: bool = False, base_url: str | None = None, **call: Unpack[CallKwargs]) -> Call:
+    """The exact request ``run()``/``stream()`` would send (nothing is sent, no key is read)."""
+    options = CallOptions.of(prompt, stream=stream, **call)
+    from .config import DEFAULT_BASE_URL
+
+    return format_for(options).build(options, base_url=check_base_url(base_url or DEFAULT_BASE_URL))
+

@@ -10,9 +10,10 @@ plus O(updates) rendering, not O(events) renderings.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from .errors import DashmagicError, Interrupted
 from .render import mimebundle
 from .trace import Trace
 
@@ -52,12 +53,10 @@ class LiveDisplay:
         *,
         live: bool,
         interval: float = 0.1,
-        images: Callable[[Trace], Mapping[str, Any]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.live = live
         self.interval = interval
-        self._images = images
         self._clock = clock
         self._handle: Any = None
         self._next_send = float("-inf")
@@ -67,8 +66,7 @@ class LiveDisplay:
         self.bytes_sent = 0
 
     def _bundle(self, trace: Trace) -> tuple[dict[str, Any], dict[str, Any]]:
-        images = self._images(trace) if self._images else None
-        data = mimebundle(trace, images=images)
+        data = mimebundle(trace)
         self.updates += 1
         self.bytes_sent += sum(len(v) for v in data.values())
         return data, output_metadata(trace)
@@ -102,6 +100,38 @@ class LiveDisplay:
         self._next_send = done + max(self.interval, 4 * (done - started))
         self._shown_events = trace.events
         self._pending = None
+
+    def follow(self, snapshots: Iterator[Trace]) -> tuple[Trace, DashmagicError | None]:
+        """Show every snapshot to the end; return the last one and the error that ended it, if any.
+
+        A Ctrl-C that lands outside the generator (while rendering) still closes the HTTP response
+        and leaves the partial trace, marked interrupted. The final trace is always shown once,
+        except when an error came before anything worth showing (its own line says it all).
+        """
+        last: Trace | None = None
+        error: DashmagicError | None = None
+        try:
+            for last in snapshots:
+                self.show(last)
+        except DashmagicError as exc:
+            error, last = exc, exc.trace or last
+        except KeyboardInterrupt:
+            close = getattr(snapshots, "close", None)
+            if close is not None:
+                close()
+            if last is None:
+                self.discard()
+                raise Interrupted("Stopped by the user before any reply arrived.") from None
+            last = last.replace(status="interrupted")
+            error = Interrupted("Stopped by the user; the partial trace is kept.")
+            error.trace = last
+        if last is None:  # pragma: no cover - a client always yields before it raises
+            raise error or Interrupted("No reply.")
+        if error is not None and not last.steps and not last.notes:
+            self.discard()
+        else:
+            self.close(last)
+        return last, error
 
     def discard(self) -> None:
         """Nothing worth showing arrived (an error before any step): blank the placeholder, so

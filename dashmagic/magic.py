@@ -1,7 +1,8 @@
 """``%%dashscope`` / ``%dashscope`` / ``%dashscope_reset``: a thin IPython adapter.
 
-The magic parses flags, turns the cell into a :class:`~dashmagic.request.Call`, runs it with
-:func:`dashmagic.client.execute` and hands each snapshot to :class:`~dashmagic.display.LiveDisplay`.
+The magic parses its line, lets :func:`dashmagic.plan.plan_cell` decide what the cell does,
+builds one :class:`~dashmagic.client.Client` for it and hands each snapshot to
+:class:`~dashmagic.display.LiveDisplay`. It holds no policy of its own.
 Defaults are traitlets on :class:`DashScopeMagics` (``%config DashScopeMagics.model = "qwen-max"``).
 The API key is deliberately *not* a trait: ``%config`` prints trait values.
 """
@@ -11,45 +12,27 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-import time
 import warnings
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from IPython.core import magic_arguments
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, List, Unicode, validate
 from traitlets import TraitError
 
-from ._constants import DEFAULT_MODEL, DEFAULT_SYSTEM, KNOWN_PLUGINS
-from .errors import ConfigError, DashmagicError, Interrupted
+from ._constants import DEFAULT_MODEL, DEFAULT_SYSTEM, KNOWN_PLUGINS, MODES
+from .errors import DashmagicError
 
 if TYPE_CHECKING:
-    from .config import Secret, Settings
+    from .config import Secret
     from .request import Call
     from .trace import Trace
 
-# The pipeline (cell, config, request, client, display) is imported on the first cell, not at
-# %load_ext: building its dataclasses alone costs tens of milliseconds.
+# The pipeline (plan, client, display) is imported on the first cell, not at %load_ext:
+# building its dataclasses alone costs tens of milliseconds.
 
 __all__ = ["DashScopeMagics", "load", "unload"]
-
-MODES = ("live", "record", "replay")
-_REPLAY_KEY_TEXT = "replay-mode-sends-no-key"
-
-
-class Plan(NamedTuple):
-    """Everything one cell will do, decided before any I/O."""
-
-    call: Call
-    mode: str
-    recordings: str | None
-    stream: bool
-    dry_run: bool
-    out: str | None
-    chat: bool
-    timeout: tuple[float, float]
-    user_message: dict[str, Any]
 
 
 @magics_class
@@ -147,22 +130,26 @@ class DashScopeMagics(Magics):
         The key is read from DASHSCOPE_API_KEY, DASHSCOPE_API_KEY_FILE_PATH or
         ~/.dashscope/api_key (never from a cell). Defaults: ``%config DashScopeMagics``.
         """
+        from .client import Client
+        from .plan import plan_cell
+
         args = _parse_line(self.dashscope, line)
-        if cell is not None and args.prompt:
-            raise ConfigError(
-                f"Unexpected words on the %%dashscope line: {' '.join(args.prompt)!r}. The prompt goes "
-                "in the cell below the line (or use the line magic %dashscope ... on one line)."
-            )
-        plan = self._plan(args, " ".join(args.prompt) if cell is None else cell)
-        if plan.dry_run:
-            return self._show_dry_run(plan)
-        trace, error = self._execute(plan)
+        plan = plan_cell(
+            args, cell, self._defaults(), self.shell.user_ns, history=self._chat, in_kernel=_in_kernel(self.shell)
+        )
+        _warn_unknown(plan.unknown_plugins)
+        with Client(**plan.client) as client:
+            client.key_prompt = self._prompt_for_key if _can_prompt(self.shell) else None
+            call = client.build(plan.prompt, stream=plan.stream, **plan.call)
+            if plan.dry_run:
+                return self._show_dry_run(call, client)
+            trace, error = self._show(client, call)
         if plan.out:
             self.shell.user_ns[plan.out] = trace
         if error is not None:
             raise error
         if plan.chat:
-            self._chat.extend([plan.user_message, *trace.history()])
+            self._chat.extend(trace.turn())
         return None
 
     @line_magic
@@ -172,140 +159,51 @@ class DashScopeMagics(Magics):
         self._chat.clear()
         print(f"dashmagic: chat history cleared ({turns} turn{'s' if turns != 1 else ''} forgotten).")
 
-    # -- planning (no I/O) ------------------------------------------------------------------
-    def _plan(self, args: Any, text: str) -> Plan:
-        from .cell import check_prompt, interpolate, parse_params, parse_plugins
-        from .config import Settings, check_base_url
-        from .request import build_call
+    # -- adapter pieces -------------------------------------------------------------------------
+    def _defaults(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.trait_names(config=True)}
 
-        # A cell body ends with a newline; surrounding blank space is never part of the question.
-        prompt = check_prompt(text).strip()
-        if self.interpolate and not args.no_interpolate:
-            prompt = interpolate(prompt, self.shell.user_ns)
-        plugins, unknown = parse_plugins(args.plugins if args.plugins is not None else self.plugins)
-        if unknown:
-            # warn_explicit: the warning names the magic, not dashmagic's install path, and it is
-            # shown on every cell that sends an unknown name (no per-location "once" registry).
-            warnings.warn_explicit(
-                f"Unknown plugin(s) {', '.join(unknown)}: sent anyway. Known plugins: {', '.join(KNOWN_PLUGINS)}.",
-                UserWarning, filename="%%dashscope", lineno=1,
-            )
-        if args.record and args.replay:
-            raise ConfigError("--record and --replay exclude each other: choose one.")
-        env = Settings.from_env(key=False)  # the key is looked up only when a call is made
-        mode, recordings = self._mode(args, env)
-        if args.out is not None and not args.out.isidentifier():
-            raise ConfigError(f"--out needs a Python variable name, got {args.out!r}.")
-        if args.timeout is not None and args.timeout <= 0:
-            raise ConfigError(f"--timeout must be a positive number of seconds, got {args.timeout:g}.")
-        stream = args.stream if args.stream is not None else self._default_stream()
-        base = check_base_url(self.base_url or env.base_url)
-        call = build_call(
-            prompt,
-            plugins=plugins,
-            model=args.model or self.model,
-            system=self.system if args.system is None else args.system,
-            files=args.file,
-            seed=args.seed,
-            parameters=parse_params(args.param),
-            history=self._chat if args.chat else None,
-            stream=stream,
-            base_url=base,
-        )
-        return Plan(
-            call=call, mode=mode, recordings=recordings, stream=stream, dry_run=args.dry_run,
-            out=args.out, chat=args.chat,
-            timeout=(self.connect_timeout, args.timeout or self.timeout),
-            user_message=call.body["input"]["messages"][-1],
-        )
+    def _prompt_for_key(self) -> Secret | None:
+        """Ask once per kernel session (getpass: never echoed, never stored in the notebook)."""
+        from .config import Secret
 
-    def _mode(self, args: Any, env: Settings) -> tuple[str, str | None]:
-        if args.record:
-            return "record", args.record
-        if args.replay:
-            return "replay", args.replay
-        mode = self.mode or env.mode or "live"
-        if mode not in MODES:
-            raise ConfigError(f"DASHMAGIC_MODE={mode!r} is not a mode; use one of {', '.join(MODES)}.")
-        recordings = self.recordings or env.recordings
-        if mode == "replay" and not recordings:
-            recordings = "demo"
-        if mode == "record" and not recordings:
-            raise ConfigError("Record mode needs a file: --record PATH or DASHMAGIC_RECORDINGS=PATH.")
-        return mode, recordings
+        if self._session_key is None:
+            value = self._getpass("DashScope API key (kept in memory for this session only): ").strip()
+            self._session_key = Secret(value) if value else None
+        return self._session_key
+
+    def _show(self, client: Any, call: Call) -> tuple[Trace, DashmagicError | None]:
+        from .display import LiveDisplay
+        from .trace import Trace
+
+        view = LiveDisplay(live=self._live(), interval=self.update_interval)
+        self.last_display = view
+        snapshots = client.execute(call, on_retry=view.show)
+        if view.live:  # show at once that something is happening, even before the first byte
+            view.show(Trace(request=call.info))
+        return view.follow(snapshots)
 
     def _live(self) -> bool:
         if self.live_updates is not None:
             return bool(self.live_updates)
         return _in_kernel(self.shell) and os.environ.get("DASHMAGIC_LIVE", "1").strip().lower() not in ("0", "false", "no")
 
-    def _default_stream(self) -> bool:
-        if self.stream is not None:
-            return bool(self.stream)
-        return _in_kernel(self.shell)
-
-    # -- doing ------------------------------------------------------------------------------
-    def _key(self, mode: str) -> Secret:
-        from .config import MISSING_KEY_MESSAGE, Secret, Settings
-
-        if mode == "replay":
-            return Secret(_REPLAY_KEY_TEXT)
-        key = Settings.from_env().api_key or self._session_key
-        if key is not None:
-            return key
-        if _can_prompt(self.shell):
-            value = self._getpass("DashScope API key (kept in memory for this session only): ").strip()
-            if value:
-                self._session_key = Secret(value)
-                return self._session_key
-        raise ConfigError(MISSING_KEY_MESSAGE)
-
-    def _execute(self, plan: Plan) -> tuple[Trace, DashmagicError | None]:
-        from .client import execute
-        from .display import LiveDisplay
-        from .trace import Trace
-
-        key = self._key(plan.mode)
-        session, images = self._sessions(plan, key)
-        view = LiveDisplay(live=self._live(), interval=self.update_interval, images=images)
-        self.last_display = view
-        snapshots = execute(
-            plan.call, key=key, timeout=plan.timeout, retries=self.retries, session=session,
-            on_retry=view.show, sleep=(lambda seconds: None) if plan.mode == "replay" else time.sleep,
-        )
-        if view.live:  # show at once that something is happening, even before the first byte
-            view.show(Trace(request=plan.call.info))
-        try:
-            last, error = _consume(snapshots, view.show)
-            if error is not None and not last.steps and not last.notes:
-                view.discard()  # the error line says it all; a trace box would repeat it
-            else:
-                view.close(last)
-        finally:
-            if plan.mode != "live":  # the live session is the process-wide pool: keep it
-                session.close()
-        return last, error
-
-    def _sessions(self, plan: Plan, key: Secret) -> tuple[Any, Callable[[Trace], Any] | None]:
-        from . import recording
-        from .images import ImageCache, ImagePolicy
-
-        session = recording.session_for(plan.mode, plan.recordings, key=key)
-        if not self.embed_images:
-            return session, None
-        policy = ImagePolicy.for_base_url(
-            plan.call.url, hosts=tuple(self.image_hosts), max_bytes=self.max_image_bytes,
-            timeout=min(self.timeout, 30.0), offline=plan.mode == "replay",
-        )
-        cache = ImageCache(policy, session=recording.image_session_for(plan.mode, plan.recordings))
-        return session, lambda trace: cache.fetch_all([f.url for f in trace.figures])
-
-    def _show_dry_run(self, plan: Plan) -> None:
+    def _show_dry_run(self, call: Call, client: Any) -> None:
         from IPython.display import display
 
         from .render.request import render_call
 
-        display(render_call(plan.call, mode=plan.mode, recordings=plan.recordings), raw=True)
+        display(render_call(call, mode=client.mode, recordings=client.recordings), raw=True)
+
+
+def _warn_unknown(unknown: tuple[str, ...]) -> None:
+    if unknown:
+        # warn_explicit: the warning names the magic, not dashmagic's install path, and it is
+        # shown on every cell that sends an unknown name (no per-location "once" registry).
+        warnings.warn_explicit(
+            f"Unknown plugin(s) {', '.join(unknown)}: sent anyway. Known plugins: {', '.join(KNOWN_PLUGINS)}.",
+            UserWarning, filename="%%dashscope", lineno=1,
+        )
 
 
 def _parse_line(magic: Any, line: str) -> Any:
@@ -348,30 +246,6 @@ def _refuse_repeats(parser: Any, argv: list[str]) -> None:
                 "(only --file and --param repeat)."
             )
         seen[action.dest] = name
-
-
-def _consume(snapshots: Iterator[Trace], show: Callable[[Trace], None]) -> tuple[Trace, DashmagicError | None]:
-    """Drive the stream to its end; return the last snapshot and the error that ended it, if any.
-
-    A Ctrl-C that lands outside the generator (while rendering) still closes the HTTP
-    response and leaves the partial trace, marked interrupted.
-    """
-    last: Trace | None = None
-    try:
-        for last in snapshots:
-            show(last)
-    except DashmagicError as exc:
-        return (exc.trace or last), exc  # type: ignore[return-value]
-    except KeyboardInterrupt:
-        snapshots.close()  # type: ignore[attr-defined]
-        error = Interrupted("Stopped by the user; the partial trace is kept.")
-        if last is None:
-            raise error from None
-        last = last.replace(status="interrupted")
-        error.trace = last
-        return last, error
-    assert last is not None
-    return last, None
 
 
 def _in_kernel(shell: Any) -> bool:

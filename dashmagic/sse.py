@@ -15,7 +15,13 @@ import codecs
 from dataclasses import dataclass
 from collections.abc import Iterable, Iterator
 
-__all__ = ["ServerSentEvent", "SSEDecoder", "iter_events"]
+from .errors import ProtocolError
+
+__all__ = ["ServerSentEvent", "SSEDecoder", "iter_events", "DEFAULT_MAX_EVENT_CHARS"]
+
+#: The longest line or event accepted: DashScope's biggest snapshot events are a few hundred kB;
+#: a server that sends one 300 MB line must not make the client buffer it whole.
+DEFAULT_MAX_EVENT_CHARS = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +41,8 @@ class SSEDecoder:
     which is how a stream cut in the middle of an event is detected.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_event_chars: int = DEFAULT_MAX_EVENT_CHARS) -> None:
+        self.max_event_chars = max_event_chars
         # errors="strict": invalid UTF-8 must surface as a ProtocolError, not as U+FFFD text.
         self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
         # The unfinished line, as pieces: joining on every chunk would make one long line
@@ -46,6 +53,7 @@ class SSEDecoder:
         self.last_id: str | None = None
 
     def _reset_event(self) -> None:
+        self._held = 0  # characters of this event so far (data and unfinished line): a cap, not a count
         self._event = ""
         self._data: list[str] = []
         self._status: int | None = None
@@ -87,13 +95,23 @@ class SSEDecoder:
         lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
         if len(lines) == 1:  # no line break in this chunk: only scan the new text, keep the piece
             self._pieces.append(lines[0])
+            self._hold(len(lines[0]))
             return events
         lines[0] = "".join(self._pieces) + lines[0]
         tail = lines.pop()
         self._pieces = [tail] if tail else []
         for line in lines:
             events.extend(self._line(line))
+        self._hold(len(tail))
         return events
+
+    def _hold(self, chars: int) -> None:
+        self._held += chars
+        if self._held > self.max_event_chars:
+            raise ProtocolError(
+                f"DashScope sent one event longer than {self.max_event_chars:,} characters; dashmagic "
+                "stopped reading it (the events before it are kept)."
+            )
 
     def _line(self, line: str) -> list[ServerSentEvent]:
         if not line:
@@ -110,6 +128,7 @@ class SSEDecoder:
         self._fields = True
         if name == "data":
             self._data.append(value)
+            self._hold(len(value))
         elif name == "event":
             self._event = value
         elif name == "id":

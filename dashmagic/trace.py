@@ -257,6 +257,10 @@ class RequestInfo:
     files: tuple[str, ...] = ()
     stream: bool = False
     url: str = ""
+    #: The wire format that built the request and folds its reply (see :mod:`dashmagic.protocol`).
+    protocol: str = "plugin_header"
+    #: The user message this call added to the conversation (``--chat`` / ``history()`` carry it).
+    user_message: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +348,11 @@ class Trace:
     def history(self) -> list[dict[str, Any]]:
         """The service's messages as plain dicts, ready to send back as chat history."""
         return [thaw(m) for m in self.messages]
+
+    def turn(self) -> list[dict[str, Any]]:
+        """This exchange as conversation history: the user message sent, then the service's."""
+        asked = [thaw(self.request.user_message)] if self.request.user_message is not None else []
+        return asked + self.history()
 
     def replace(self, **changes: Any) -> Trace:
         return dataclasses.replace(self, **changes)

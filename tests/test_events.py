@@ -7,7 +7,8 @@ import json
 import pytest
 
 from dashmagic.errors import AuthenticationError, ProtocolError
-from dashmagic.events import TraceBuilder, decode_payload, error_from_payload, split_assistant
+from dashmagic.events import TraceBuilder, decode_payload, error_from_payload
+from dashmagic.protocol.plugin_header import split_assistant
 from dashmagic.plugins import GenericView
 from dashmagic.trace import Answer, PluginCall, PluginResult, RequestInfo, Thought
 
@@ -32,8 +33,14 @@ def test_split_assistant_forms() -> None:
     assert split_assistant("plain answer", has_call=False) == [Answer("plain answer")]
     assert split_assistant("no marker but a call", has_call=True) == [Thought("no marker but a call")]
     assert split_assistant("", has_call=True) == []
-    # Mid-stream, a half-arrived marker is hidden rather than shown as thought text.
-    assert split_assistant("Thought: done.\nFinal Ans", has_call=False) == [Thought("done.")]
+    # Mid-stream, a half-arrived marker at the start of a line is held back, not shown as text.
+    assert split_assistant("Thought: done.\nFinal Ans", has_call=False, final=False) == [Thought("done.")]
+    assert split_assistant("Thou", has_call=False, final=False) == []
+    # ...but text that merely ends like a marker's beginning is text, streaming or not (real
+    # replies carry no markers at all), and a complete reply never loses anything.
+    assert split_assistant("It is 86°F", has_call=False, final=False) == [Answer("It is 86°F")]
+    assert split_assistant("It is 86°F", has_call=False) == [Answer("It is 86°F")]
+    assert split_assistant("Thought: done.\nFinal Ans", has_call=False) == [Thought("done.\nFinal Ans")]
 
 
 def test_snapshots_replace_not_append() -> None:

@@ -26,7 +26,8 @@ from dashmagic.recording import (
     reset_replays,
     session_for,
 )
-from dashmagic.request import build_call
+from dashmagic.client import build_call
+from dashmagic.scrub import MASK
 from dashmagic.testing import PLOT_OSS_PATH, TEXT_TO_IMAGE_OSS_PATH, FakeDashScope
 from dashmagic.trace import Trace
 
@@ -274,8 +275,9 @@ def test_the_key_never_reaches_the_file_even_when_the_service_echoes_it(tmp_path
         fake.queue_reply({"code": "InvalidApiKey", "message": f"bad key {CANARY}"}, status=401)
         session = session_for("record", path, key=Secret(CANARY))
         kw = dict(api_key=CANARY, base_url=fake.base_url, session=session)
-        assert CANARY in client.run("echo my key", **kw).text  # the canary really came back
-        assert CANARY in list(client.stream("echo my key", **kw))[-1].text
+        # The canary really came back, and the client hid it before anyone could see it.
+        assert client.run("echo my key", **kw).text == f"Your key is {MASK}, sent as Bearer {MASK}."
+        assert CANARY not in list(client.stream("echo my key", **kw))[-1].text
         with pytest.raises(dashmagic.AuthenticationError):
             client.run("echo my key again", **kw)
         # A recording session without a key still scrubs the bearer token the request carried.
@@ -330,15 +332,17 @@ def test_a_retried_exchange_replays_with_the_same_retry(tmp_path: Path, fake) ->
     fake.inject("throttle")
     call = build_call(user_prompt(exchange), plugins=exchange.plugins, stream=False, base_url=fake.base_url)
     session = session_for("record", path, key=Secret(fake.api_key))
-    live = list(client.execute(call, key=Secret(fake.api_key), session=session, sleep=lambda s: None))[-1]
+    with client.Client(api_key=fake.api_key, base_url=fake.base_url, session=session, backoff=0.01) as live_client:
+        live = list(live_client.execute(call))[-1]
     assert live.ok and len(live.notes) == 1
     assert [e["response"]["status"] for e in _exchanges(path)] == [429, 200]
     replay = session_for("replay", path)
     offline = build_call(user_prompt(exchange), plugins=exchange.plugins, stream=False, base_url=DEFAULT_BASE_URL)
-    for _ in range(2):  # and again: the queue wraps around to the 429
-        again = list(client.execute(offline, key=Secret(OFFLINE), session=replay, sleep=lambda s: None))[-1]
-        _same(again, live)
-        assert [n.split(", waited")[0] for n in again.notes] == [n.split(", waited")[0] for n in live.notes]
+    with client.Client(mode="replay", session=replay) as replay_client:
+        for _ in range(2):  # and again: the queue wraps around to the 429
+            again = list(replay_client.execute(offline))[-1]
+            _same(again, live)
+            assert [n.split(" in ")[0] for n in again.notes] == [n.split(" in ")[0] for n in live.notes]
 
 
 def test_a_stream_cut_mid_event_records_incomplete_and_replays_the_same_error(tmp_path: Path, fake) -> None:

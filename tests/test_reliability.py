@@ -50,20 +50,20 @@ class Fault:
 
 FAULTS: list[Fault] = [
     Fault("429-then-ok", "429 Throttling.RateQuota, then success", ("throttle", {}), True, None,
-          "Retried after HTTP 429 Throttling.RateQuota", 2, False),
+          "Retrying after HTTP 429 Throttling.RateQuota", 2, False),
     Fault("429-always", "429 on every try", ("throttle", {"times": 5}), False, RateLimitError,
           "Requests rate limit exceeded", 3, False),
-    Fault("500", "500 InternalError once", ("server_error", {}), False, None, "Retried after HTTP 500 InternalError", 2, False),
+    Fault("500", "500 InternalError once", ("server_error", {}), False, None, "Retrying after HTTP 500 InternalError", 2, False),
     Fault("502-html", "502 with an HTML page, every try", ("bad_gateway_html", {"times": 5}), False, ServerError,
           "non-JSON error page", 3, False),
     Fault("503-retry-after", "503 with Retry-After: 1, then success", ("unavailable", {"retry_after": 1}), False, None,
-          "waited 1.0 s", 2, False),
+          "in 1.0 s", 2, False),
     Fault("refused", "connection refused (nothing listening)", None, False, TransportError,
           "Connection refused", 0, False),
     Fault("connect-timeout", "connect timeout (the server's accept queue is full)", None, False, TimeoutError,
           "within 0.3 s (connect timeout)", 0, False, (0.3, 5.0)),
     Fault("reset-before", "connection reset before the response, then success", ("reset_before_response", {}), False,
-          None, "Retried after Could not reach", 2, False),
+          None, "Retrying after Could not reach", 2, False),
     Fault("reset-mid-stream", "connection reset in the middle of a stream", ("reset_mid_stream", {}), True,
           TransportError, "broke in the middle of the reply", 1, True),
     Fault("stall", "stream stalls longer than the read timeout", ("stall", {"seconds": 3.0}), True, TimeoutError,
@@ -176,8 +176,8 @@ def test_retry_is_shown_in_the_notebook_output(fake_env, shell) -> None:
     with capture_output() as cap:
         shell.run_cell(f"%%dashscope --plugins calculator\n{CALC}")
     final = cap.outputs[-1].data
-    assert "Retried after HTTP 429 Throttling.RateQuota" in final["text/plain"]
-    assert "Retried after HTTP 429" in final["text/html"]
+    assert "Retrying after HTTP 429 Throttling.RateQuota" in final["text/plain"]
+    assert "Retrying after HTTP 429" in final["text/html"]
 
 
 # -- bad input ------------------------------------------------------------------------------------
