@@ -250,18 +250,6 @@ def test_api_bad_inputs_raise_config_errors(fake_dashscope) -> None:
     assert fake_dashscope.generation_requests == []
 
 
-def test_non_dashscope_host_warns_once(fake_dashscope) -> None:
-    from dashmagic.config import check_base_url
-
-    with pytest.warns(UserWarning, match="will send your DashScope API key to proxy.example.org"):
-        check_base_url("https://proxy.example.org/api/v1")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        check_base_url("https://proxy.example.org/api/v1")  # once per host
-        check_base_url("https://dashscope-intl.aliyuncs.com/api/v1")
-        check_base_url(fake_dashscope.base_url)
-
-
 # -- the document ---------------------------------------------------------------------------------
 def _fault_row(f: Fault) -> str:
     outcome = f"`{f.error.__name__}`" if f.error else "completes"
