@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import dashmagic
-from dashmagic.config import DEFAULT_BASE_URL, INTL_BASE_URL, Secret, Settings, resolve_api_key
+from dashmagic.config import DEFAULT_BASE_URL, INTL_BASE_URL, Secret
 from dashmagic.errors import AuthenticationError, ConfigError, PermissionDeniedError
 from dashmagic.plugins.calculator import CalculatorResult
 from dashmagic.plugins.code_interpreter import CodeResult
@@ -129,20 +129,6 @@ def test_configuration_is_read_at_call_time(fake_dashscope, monkeypatch, tmp_pat
         dashmagic.run("hello")
     assert info.value.status_code == 401 and info.value.code == "InvalidApiKey" and info.value.request_id
     assert "sk-wrong" not in str(info.value)
-
-
-def test_key_precedence_and_default_file(tmp_path: Path) -> None:
-    home = tmp_path / "h"
-    (home / ".dashscope").mkdir(parents=True)
-    (home / ".dashscope" / "api_key").write_text("sk-from-home")
-    path_file = tmp_path / "p"
-    path_file.write_text("sk-from-path")
-    assert resolve_api_key({}, home) == Secret("sk-from-home")
-    assert resolve_api_key({"DASHSCOPE_API_KEY_FILE_PATH": str(path_file)}, home) == Secret("sk-from-path")
-    assert resolve_api_key({"DASHSCOPE_API_KEY": "sk-env", "DASHSCOPE_API_KEY_FILE_PATH": str(path_file)}, home) == Secret("sk-env")
-    assert resolve_api_key({}, tmp_path / "nobody") is None
-    assert Settings.from_env({}).base_url == DEFAULT_BASE_URL
-    assert Settings.from_env({"DASHSCOPE_HTTP_BASE_URL": INTL_BASE_URL}).base_url == INTL_BASE_URL
 
 
 def test_intl_base_url_builds_the_intl_endpoint() -> None:
