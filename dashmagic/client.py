@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from .config import Secret, Settings, check_base_url
+from .config import Secret, Settings, Timeouts, check_base_url, validate_key
 from .errors import ConfigError, DashmagicError, Interrupted, ProtocolError, TimeoutError, TransportError
 from .events import TraceBuilder
 from .protocol import format_for
@@ -99,43 +99,6 @@ class RetryPolicy:
         return backoff * (0.5 + random.random() / 2)  # "equal jitter"
 
 
-_CONNECT, _READ, _TOTAL = 10.0, 180.0, 600.0
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Seconds: to connect, of silence between events (or before a reply), for a whole call."""
-
-    connect: float = _CONNECT
-    read: float = _READ
-    total: float = _TOTAL
-
-    @classmethod
-    def of(cls, timeout: Any, *, deadline: float | None = None) -> Timeouts:
-        if timeout is None:
-            connect, read = _CONNECT, _READ
-        elif isinstance(timeout, (tuple, list)) and len(timeout) == 2:
-            connect, read = (check_seconds(v, "timeout") for v in timeout)
-        else:
-            read = check_seconds(timeout, "timeout")
-            connect = min(read, _CONNECT)
-        total = _TOTAL if deadline is None else check_seconds(deadline, "deadline")
-        return cls(connect=connect, read=read, total=max(total, read))
-
-
-_MAX_SECONDS = 7 * 24 * 3600.0
-
-
-def check_seconds(value: Any, name: str) -> float:
-    """A positive, finite number of seconds, or a one-line ConfigError naming the bad value."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name} must be a number of seconds, got {value!r}.")
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds <= 0 or seconds > _MAX_SECONDS:
-        raise ConfigError(f"{name} must be a positive number of seconds up to a week, got {value!r}.")
-    return seconds
-
-
 def _retry_after(response: requests.Response) -> float | None:
     """``Retry-After`` as seconds: a number or an HTTP date; anything else is ignored."""
     value = (response.headers.get("Retry-After") or "").strip()
@@ -182,7 +145,7 @@ class Client:
         self.mode, self.recordings = _mode_of(
             options.get("mode") or settings.mode, settings.recordings if recordings is None else recordings
         )
-        self.timeouts = Timeouts.of(options.get("timeout"), deadline=options.get("deadline"))
+        self.timeouts = Timeouts.of(options.get("timeout"), total=options.get("deadline"))
         retries = options.get("retries", DEFAULT_RETRIES)
         if isinstance(retries, bool) or not isinstance(retries, int) or not 1 <= retries <= 20:
             raise ConfigError(f"retries must be a whole number of tries from 1 to 20, got {retries!r}.")
@@ -351,7 +314,7 @@ class _Exchange:
             last = attempt == tries - 1
             self._check_deadline()
             try:
-                response = send(session, self.call, self.key, (self.timeouts.connect, self.timeouts.read))
+                response = send(session, self.call, self.key, self.timeouts.for_requests())
             except TransportError as exc:
                 transient = exc.before_response and getattr(exc, "phase", "connect") == "connect"
                 if last or not transient:
@@ -398,9 +361,8 @@ class _Exchange:
     def _read(self, response: requests.Response) -> Iterator[Trace]:
         from .transport import body_errors
 
-        limits = (self.timeouts.connect, self.timeouts.read)
         if "event-stream" not in response.headers.get("Content-Type", ""):
-            with body_errors(self.call, limits):
+            with body_errors(self.call, self.timeouts.for_requests()):
                 raw = b"".join(self._chunks(response))
             yield self._snapshot(self.builder.feed(decode_payload(self.scrub.text(_utf8(raw)))))
             return
@@ -436,7 +398,7 @@ class _Exchange:
 
         decoder = SSEDecoder(max_event_chars=min(DEFAULT_MAX_EVENT_CHARS, self.client.max_reply_bytes))
         silence_from = time.monotonic()
-        with body_errors(self.call, (self.timeouts.connect, self.timeouts.read)):
+        with body_errors(self.call, self.timeouts.for_requests()):
             for chunk in self._chunks(response):
                 try:
                     events = decoder.feed(chunk)
@@ -504,7 +466,7 @@ def _as_secret(value: str | Secret | None) -> Secret | None:
         return value
     if not isinstance(value, str):
         raise ConfigError(f"api_key must be a string, got {type(value).__name__}.")
-    return Secret(value)
+    return validate_key(value, "api_key=")
 
 
 def _mode_of(mode: str | None, recordings: Any) -> tuple[str, Any]:

@@ -74,9 +74,12 @@ class DashScopeMagics(Magics):
 
     @validate("timeout", "connect_timeout", "update_interval")
     def _check_positive(self, proposal: dict[str, Any]) -> float:
-        if proposal["value"] <= 0:
-            raise TraitError(f"{proposal['trait'].name} must be a positive number of seconds")
-        return proposal["value"]
+        from .config import check_seconds
+
+        try:
+            return check_seconds(proposal["value"], f"DashScopeMagics.{proposal['trait'].name}")
+        except DashmagicError as exc:  # load() drops config that raises TraitError
+            raise TraitError(str(exc)) from None
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -165,11 +168,11 @@ class DashScopeMagics(Magics):
 
     def _prompt_for_key(self) -> Secret | None:
         """Ask once per kernel session (getpass: never echoed, never stored in the notebook)."""
-        from .config import Secret
+        from .config import validate_key
 
         if self._session_key is None:
             value = self._getpass("DashScope API key (kept in memory for this session only): ").strip()
-            self._session_key = Secret(value) if value else None
+            self._session_key = validate_key(value, "the key typed at the prompt") if value else None
         return self._session_key
 
     def _show(self, client: Any, call: Call) -> tuple[Trace, DashmagicError | None]:
@@ -272,6 +275,9 @@ def load(ipython: Any) -> None:
         # A bad `%config DashScopeMagics.x = …` stays in the shell's config and would make every
         # later %load_ext fail: drop our section, say so, and load with defaults.
         ipython.config.pop("DashScopeMagics", None)
+        # Magics.__init__ adds itself to shell.configurables before it applies the config, so
+        # the instance that failed is still listed: drop it, or %config would reach it later.
+        ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, DashScopeMagics)]
         warnings.warn(f"dashmagic: ignoring invalid DashScopeMagics config ({exc}); using defaults.", UserWarning)
         magics = DashScopeMagics(shell=ipython)
     ipython.register_magics(magics)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .cell import check_prompt, interpolate, parse_params, parse_plugins
-from .client import check_seconds
+from .config import check_seconds
 from .errors import ConfigError
 
 __all__ = ["CellPlan", "plan_cell"]

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from . import __version__
 from ._constants import DEFAULT_MODEL, DEFAULT_SYSTEM
+from .cell import check_text, normalise_files
 from .errors import ConfigError
 from .trace import EMPTY_MAP, FrozenMap, RequestInfo, freeze, thaw
 
@@ -154,11 +155,8 @@ def _normalise_plugins(plugins: Iterable[str] | Mapping[str, Any] | str | None) 
 
 def check_files(files: Iterable[str] | str | None) -> tuple[str, ...]:
     """Document URLs for list-form content. One string is one file, not its characters."""
-    if not files:
-        return ()
-    items = (files,) if isinstance(files, str) else tuple(files)
     checked = []
-    for url in items:
+    for url in normalise_files(files):
         text = str(url).strip()
         try:
             parts = urlsplit(text)
