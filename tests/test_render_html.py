@@ -392,7 +392,7 @@ def test_a_new_step_kind_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) 
         html=lambda step, trace, images: f'<div class="dm-sources">{len(step.sources)} sources</div>',
         text=lambda step, trace, images: [f"[sources] {len(step.sources)}"],
     )
-    monkeypatch.setitem(steps_registry.STEP_VIEWS, "search_sources", view)  # type: ignore[index]
+    monkeypatch.setitem(steps_registry.STEP_VIEWS, "search_sources", view)
     trace = seed_trace("calculator", steps=(MadeUpStep("q", (1, 2)),))
     assert '<div class="dm-sources">2 sources</div>' in render_html(trace)
     assert "[sources] 2" in str(trace)
