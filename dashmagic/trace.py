@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from collections.abc import Iterator, Mapping
-from typing import Any, Literal, Union
+from typing import Any, Literal, Protocol, Union
 
 __all__ = [
     "Status",
@@ -25,6 +25,10 @@ __all__ = [
     "ErrorInfo",
     "Figure",
     "CodeBlock",
+    "CallView",
+    "ResultView",
+    "NoCodeBlocks",
+    "NoFigures",
     "Trace",
     "TraceStatus",
     "FrozenMap",
@@ -176,10 +180,55 @@ class FetchedImage:
         return self.error is None and self.data is not None and self.mime is not None
 
 
+class CallView(Protocol):
+    """A plugin's typed reading of a call's arguments (built by :mod:`dashmagic.plugins`)."""
+
+    @property
+    def code_blocks(self) -> tuple[CodeBlock, ...]:
+        """Code the call asks to run, in order (display only: never executed)."""
+        ...
+
+
+class ResultView(Protocol):
+    """A plugin's typed reading of what it returned (built by :mod:`dashmagic.plugins`)."""
+
+    @property
+    def figures(self) -> tuple[Figure, ...]:
+        """Images the result points to, in order (fetched by :mod:`dashmagic.images`)."""
+        ...
+
+
+class NoCodeBlocks:
+    """Mixin for call views that carry no code. (A mixin, not a default on a base class: a
+    dataclass would take an inherited ``figures``/``code_blocks`` property for a field default.)"""
+
+    __slots__ = ()
+
+    @property
+    def code_blocks(self) -> tuple[CodeBlock, ...]:
+        return ()
+
+
+class NoFigures:
+    """Mixin for result views that carry no figures."""
+
+    __slots__ = ()
+
+    @property
+    def figures(self) -> tuple[Figure, ...]:
+        return ()
+
+
 @dataclass(frozen=True, slots=True)
 class CodeBlock:
+    """Code in a fence (the ``code_interpreter`` call view)."""
+
     code: str
     language: str = "python"
+
+    @property
+    def code_blocks(self) -> tuple[CodeBlock, ...]:
+        return (self,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +254,7 @@ class PluginCall:
     arguments_raw: str
     arguments: Any = None
     arguments_error: str | None = None
-    view: Any = None
+    view: CallView | None = None
     kind: Literal["plugin_call"] = "plugin_call"
 
 
@@ -219,7 +268,7 @@ class PluginResult:
     content: Any = None
     content_error: str | None = None
     status: Status | None = None
-    view: Any = None
+    view: ResultView | None = None
     kind: Literal["plugin_result"] = "plugin_result"
 
     @property
@@ -329,13 +378,14 @@ class Trace:
     @property
     def code_blocks(self) -> tuple[CodeBlock, ...]:
         """Code the model asked ``code_interpreter`` to run (display only: never executed)."""
-        return tuple(s.view for s in self.plugin_calls if isinstance(s.view, CodeBlock))
+        return tuple(block for s in self.plugin_calls if s.view is not None for block in s.view.code_blocks)
 
     @property
     def figures(self) -> tuple[Figure, ...]:
         out: list[Figure] = []
         for step in self.plugin_results:
-            out.extend(getattr(step.view, "figures", ()) or ())
+            if step.view is not None:
+                out.extend(step.view.figures)
         return tuple(out)
 
     def image(self, url: str) -> FetchedImage | None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 from _hostile import BAD_URLS, HOSTILE_MARKDOWN, H, assert_safe_html, check_html, hostile_trace
@@ -26,8 +29,10 @@ from dashmagic.plugins import GenericView, read_call, read_result
 from dashmagic.render import mimebundle
 from dashmagic.render._style import CSS
 from dashmagic.render.html import render_html
+from dashmagic.render import steps as steps_registry
 from dashmagic.render.markdown import markdown_to_html
-from dashmagic.trace import Answer, ErrorInfo, PluginCall, PluginResult, Status, Thought
+from dashmagic.render.steps import StepView
+from dashmagic.trace import Answer, ErrorInfo, PluginCall, PluginResult, Status, Thought, freeze
 
 SECRETS = ("Signature=", "OSSAccessKeyId", "Expires=", "LEAKED")
 
@@ -329,3 +334,65 @@ def test_thoughts_and_answers_stay_in_order() -> None:
     trace = seed_trace("calculator", steps=(Thought("one"), Answer("two"), Thought("three")))
     text = _text(render_html(trace))
     assert text.index("one") < text.index("two") < text.index("three")
+
+
+# -- open step kinds ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MadeUpStep:
+    """A step kind no renderer knows (as a newer wire format might add one)."""
+
+    query: str
+    sources: tuple[Any, ...]
+    kind: str = "search_sources"
+
+
+def test_unknown_step_kind_gets_a_generic_safe_view() -> None:
+    step = MadeUpStep(query=H, sources=(freeze({"title": H, "url": BAD_URLS[0]}),))
+    trace = seed_trace("calculator", steps=(Thought("before"), step, Answer("after")))
+    out = render_html(trace)
+    assert_safe_html(out)
+    body = out.split('<details class="dm-step dm-generic" open>', 1)[1].split("</details>", 1)[0]
+    assert '<summary><span class="dm-plugin">search_sources</span></summary>' in body
+    shown = html.unescape(re.sub(r"<[^>]+>", "", body))
+    assert f'"query": {json.dumps(H, ensure_ascii=False)}' in shown  # shown, escaped, not run
+    assert '"kind"' not in shown  # the kind is the title, not a field
+    text = _text(out)
+    assert text.index("before") < text.index("search_sources") < text.index("after")
+
+
+def test_steps_without_kind_or_of_the_wrong_type_are_generic_too() -> None:
+    class Bare:
+        __slots__ = ()
+
+        def __repr__(self) -> str:
+            return f"Bare({H})"
+
+    @dataclass(frozen=True)
+    class FakeThought:  # claims a registered kind but is not a Thought: never fed to its view
+        note: str
+        kind: str = "thought"
+
+    out = render_html(seed_trace("calculator", steps=(Bare(), FakeThought(H), MadeUpStep(H, (), kind=H))))
+    assert_safe_html(out)
+    assert out.count('<details class="dm-step dm-generic" open>') == 3
+    assert '<span class="dm-plugin">Bare</span>' in out and '<span class="dm-plugin">thought</span>' in out
+    assert f"<pre>Bare({esc_html(H)})</pre>" in out
+
+
+def esc_html(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def test_a_new_step_kind_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    view = StepView(
+        "search_sources",
+        MadeUpStep,
+        html=lambda step, trace, images: f'<div class="dm-sources">{len(step.sources)} sources</div>',
+        text=lambda step, trace, images: [f"[sources] {len(step.sources)}"],
+    )
+    monkeypatch.setitem(steps_registry.STEP_VIEWS, "search_sources", view)
+    trace = seed_trace("calculator", steps=(MadeUpStep("q", (1, 2)),))
+    assert '<div class="dm-sources">2 sources</div>' in render_html(trace)
+    assert "[sources] 2" in str(trace)

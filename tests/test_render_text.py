@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from _hostile import BAD_URLS, HOSTILE_MARKDOWN, H, hostile_trace
 from _render_seed import PLOT_URL, SEED_NAMES, T2I_URL, fetched, png_bytes, seed_trace
@@ -127,3 +129,23 @@ def test_deterministic() -> None:
     for name in SEED_NAMES:
         assert render_text(seed_trace(name)) == render_text(seed_trace(name))
     assert render_text(hostile_trace()) == render_text(hostile_trace())
+
+
+@dataclass(frozen=True)
+class MadeUpStep:
+    """A step kind no renderer knows (as a newer wire format might add one)."""
+
+    query: str
+    count: int = 0
+    kind: str = "search_sources"
+
+
+def test_unknown_step_kind_is_shown_as_its_fields() -> None:
+    trace = seed_trace("calculator", steps=(Thought("before"), MadeUpStep("杭州\x1b[2J", 3), Answer("after")))
+    lines = render_text(trace).split("\n")
+    at = lines.index("[search_sources]")
+    assert lines[at - 1] == "[thought] before" and lines[at + 5] == "[answer] after"
+    assert lines[at + 1 : at + 5] == ["    {", '      "query": "杭州\\u001b[2J",', '      "count": 3', "    }"]
+    one_field = seed_trace("calculator", steps=(MadeUpStep(H, kind="odd\x1b]8;;"),))
+    out = render_text(one_field)
+    assert "\x1b" not in out and "[odd\\x1b]8;;]" in out

@@ -15,14 +15,18 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..render import _html_kit as h
+from ..render import _text_kit as t
 from ..trace import CodeBlock, Figure
+from ._spec import PluginSpec
 
-__all__ = ["Output", "CodeResult", "read_arguments", "read_result", "split_fence"]
+__all__ = ["PLUGIN", "Output", "CodeResult", "read_arguments", "read_result", "split_fence"]
 
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:\n[ \t]*\1[ \t]*)?\s*$", re.S)
 _SECTION = re.compile(r"^([A-Za-z_][\w ]*):[ \t]*\n+(`{3,})[^\n]*\n(.*?)\n?\2[ \t]*$", re.S | re.M)
 _IMAGE = re.compile(r"!\[([^\]\n]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _LANGS = {"py": "python", "python3": "python", "": "python"}
+_ERROR_OUTPUTS = frozenset({"stderr", "error", "traceback"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +72,54 @@ def read_result(raw: str, parsed: Any) -> CodeResult:
     )
     rest = _IMAGE.sub("", _SECTION.sub("", raw)).strip()
     return CodeResult(outputs=outputs, figures=figures, rest=rest)
+
+
+def _summary(view: CodeBlock) -> str:
+    lines = [ln for ln in view.code.splitlines() if ln.strip()]
+    head = lines[0].strip() if lines else ""
+    return f"{head} … ({len(lines)} lines)" if len(lines) > 1 else head
+
+
+def _html_result(view: CodeResult, images: h.Images | None) -> str:
+    parts = []
+    for out in view.outputs:
+        cls = " dm-stderr" if out.name.strip().lower() in _ERROR_OUTPUTS else ""
+        parts.append(
+            f'<div class="dm-output{cls}"><div class="dm-output-name">{h.esc(out.name)}</div>'
+            f"{h.pre(out.text)}</div>"
+        )
+    parts += [h.render_figure(f, images) for f in view.figures]
+    if view.rest:
+        parts.append(f'<div class="dm-answer">{h.markdown_to_html(h.clean(view.rest))}</div>')
+    return "".join(parts) or '<div class="dm-muted">(no output)</div>'
+
+
+def _text_call(view: CodeBlock, label: str) -> list[str]:
+    return [t.call_head(label, t.safe(view.language)), *t.indent(t.safe(view.code))]
+
+
+def _text_result(view: CodeResult, images: t.Images | None) -> list[str]:
+    lines: list[str] = []
+    for out in view.outputs:
+        lines.append(f"{t.safe(out.name)}:")
+        lines.extend(t.indent(t.safe(out.text)))
+    lines.extend(t.figure_line(f, images) for f in view.figures)
+    if view.rest:
+        lines.extend(t.safe(view.rest).split("\n"))
+    return lines
+
+
+PLUGIN: PluginSpec[CodeBlock, CodeResult] = PluginSpec(
+    key="code_interpreter",
+    read_arguments=read_arguments,
+    read_result=read_result,
+    call_view=CodeBlock,
+    result_view=CodeResult,
+    json_arguments=False,
+    json_result=False,
+    summary=_summary,
+    html_call=lambda view: h.highlight_code(view.code, view.language),
+    html_result=_html_result,
+    text_call=_text_call,
+    text_result=_text_result,
+)

@@ -10,11 +10,15 @@ from dataclasses import dataclass
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Hotel", "HotelArgs", "HotelResult", "read_arguments", "read_result"]
+from ..render import _html_kit as h
+from ..render import _text_kit as t
+from ..trace import NoCodeBlocks, NoFigures
+from ._spec import PluginSpec
 
+__all__ = ["PLUGIN", "Hotel", "HotelArgs", "HotelResult", "read_arguments", "read_result"]
 
 @dataclass(frozen=True, slots=True)
-class HotelArgs:
+class HotelArgs(NoCodeBlocks):
     city_names: str
 
 
@@ -26,7 +30,7 @@ class Hotel:
 
 
 @dataclass(frozen=True, slots=True)
-class HotelResult:
+class HotelResult(NoFigures):
     hotels: tuple[Hotel, ...]
 
 
@@ -49,3 +53,41 @@ def read_result(raw: str, parsed: Any) -> HotelResult | None:
         if isinstance(item, Mapping)
     )
     return HotelResult(hotels)
+
+
+def _html_call(view: HotelArgs) -> str:
+    return h.kv([("city", h.esc(view.city_names))]) if len(view.city_names) > h.SUMMARY_LIMIT else ""
+
+
+def _html_result(view: HotelResult, images: h.Images | None) -> str:
+    # ``url`` is a booking query string (checkIn=…&shid=…), not a link: muted text.
+    rows = "".join(
+        f"<tr><td>{h.esc(hotel.name)}</td><td>{h.esc(hotel.snippet)}"
+        + (f'<div class="dm-query">{h.esc(hotel.query)}</div>' if hotel.query else "")
+        + "</td></tr>"
+        for hotel in view.hotels
+    )
+    head = "<thead><tr><th>Hotel</th><th>Details</th></tr></thead>"
+    return f'<table class="dm-hotels">{head}<tbody>{rows}</tbody></table>'
+
+
+def _text_result(view: HotelResult, images: t.Images | None) -> list[str]:
+    lines = [f"{len(view.hotels)} hotel{'s' if len(view.hotels) != 1 else ''}"]
+    for hotel in view.hotels:
+        snippet = f": {t.safe(hotel.snippet)}" if hotel.snippet else ""
+        lines.append(f"- {t.safe(hotel.name)}{snippet}")
+    return lines
+
+
+PLUGIN: PluginSpec[HotelArgs, HotelResult] = PluginSpec(
+    key="haozhu_recommend_hotel",
+    read_arguments=read_arguments,
+    read_result=read_result,
+    call_view=HotelArgs,
+    result_view=HotelResult,
+    display_names=("酒店推荐插件",),
+    summary=lambda view: view.city_names,
+    html_call=_html_call,
+    html_result=_html_result,
+    text_result=_text_result,
+)

@@ -7,15 +7,15 @@ request's list-form user content (``[{"text": ...}, {"file": url}]``), which the
 
 from __future__ import annotations
 
-from typing import Any
+from ._generic import read_generic
+from ._spec import GenericView, PluginSpec
 
-__all__ = ["read_arguments", "read_result"]
+__all__ = ["PLUGIN", "read_arguments", "read_result"]
 
+read_arguments = read_generic
+read_result = read_generic
 
-def read_arguments(raw: str, parsed: Any) -> Any:
-    from . import GenericView
-
-    return GenericView(parsed) if parsed is not None else None
-
-
-read_result = read_arguments
+#: No view of its own: its GenericView renders as every unknown plugin's does.
+PLUGIN: PluginSpec[GenericView, GenericView] = PluginSpec(
+    key="pdf_extracter", read_arguments=read_arguments, read_result=read_result
+)

@@ -7,9 +7,12 @@ from types import MappingProxyType
 from collections.abc import Mapping
 from typing import Any
 
-from ..trace import Figure
+from ..render import _html_kit as h
+from ..render import _text_kit as t
+from ..trace import Figure, NoCodeBlocks
+from ._spec import PluginSpec
 
-__all__ = ["TextToImageArgs", "TextToImageResult", "read_arguments", "read_result"]
+__all__ = ["PLUGIN", "TextToImageArgs", "TextToImageResult", "read_arguments", "read_result"]
 
 _KNOWN = {
     "payload__input__prompt",
@@ -19,7 +22,7 @@ _KNOWN = {
 
 
 @dataclass(frozen=True, slots=True)
-class TextToImageArgs:
+class TextToImageArgs(NoCodeBlocks):
     prompt: str
     negative_prompt: str = ""
     size: str = ""
@@ -48,3 +51,48 @@ def read_result(raw: str, parsed: Any) -> TextToImageResult | None:
     if isinstance(parsed, Mapping) and isinstance(parsed.get("url"), str):
         return TextToImageResult((Figure(url=parsed["url"], alt="text_to_image"),))
     return None
+
+
+def _summary(view: TextToImageArgs) -> str:
+    size = t.format_size(view.size)
+    return f"{view.prompt} ({size})" if size else view.prompt
+
+
+def _short_key(key: str) -> str:
+    """``payload__parameters__oss_signed_url`` → ``oss_signed_url``."""
+    return h.clean(key).rpartition("__")[2] or h.clean(key)
+
+
+def _html_call(view: TextToImageArgs) -> str:
+    rows = [("prompt", h.esc(view.prompt))]
+    if view.negative_prompt:
+        rows.append(("negative prompt", h.esc(view.negative_prompt)))
+    if view.size:
+        rows.append(("size", h.esc(h.format_size(h.clean(view.size)))))
+    rows += [
+        (_short_key(k), f'<span class="dm-muted">{h.esc(v)}</span>') for k, v in view.extra.items()
+    ]
+    return h.kv(rows)
+
+
+def _text_call(view: TextToImageArgs, label: str) -> list[str]:
+    lines = [f"prompt: {t.safe(view.prompt)}"]
+    if view.negative_prompt:
+        lines.append(f"negative prompt: {t.safe(view.negative_prompt)}")
+    if view.size:
+        lines.append(f"size: {t.format_size(t.safe(view.size))}")
+    return [t.call_head(label), *t.indent("\n".join(lines))]
+
+
+PLUGIN: PluginSpec[TextToImageArgs, TextToImageResult] = PluginSpec(
+    key="text_to_image",
+    read_arguments=read_arguments,
+    read_result=read_result,
+    call_view=TextToImageArgs,
+    result_view=TextToImageResult,
+    summary=_summary,
+    html_call=_html_call,
+    html_result=lambda view, images: "".join(h.render_figure(f, images) for f in view.figures),
+    text_call=_text_call,
+    text_result=lambda view, images: [t.figure_line(f, images) for f in view.figures],
+)

@@ -25,7 +25,8 @@ RENDERERS: Mapping[str, tuple[str, str]] = {
 
 def _renderer(mime: str) -> Callable[..., str]:
     module, name = RENDERERS[mime]
-    return getattr(import_module(f".{module}", __name__), name)
+    renderer: Callable[..., str] = getattr(import_module(f".{module}", __name__), name)
+    return renderer
 
 
 def mimebundle(

@@ -1,6 +1,7 @@
-"""What the text and HTML renderers share: URL hygiene, step grouping, summaries, footer.
+"""What the text and HTML renderers share: URL hygiene, step grouping, footer.
 
-Everything here is pure and deterministic; no HTML is produced (see :mod:`.html`).
+Everything here is pure and deterministic; no HTML is produced (see :mod:`._html_kit`). It
+knows no plugin: each plugin's views live with the plugin (:mod:`dashmagic.plugins`).
 """
 
 from __future__ import annotations
@@ -9,21 +10,16 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from collections.abc import Callable, Mapping
-from typing import Any, Union
+from collections.abc import Mapping
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from .._urls import display_url
-from ..plugins import GenericView
-from ..plugins.calculator import CalculatorArgs
-from ..plugins.hotel import HotelArgs
-from ..plugins.ocr import OcrArgs
-from ..plugins.text_to_image import TextToImageArgs
-from ..trace import Answer, CodeBlock, PluginCall, PluginResult, Thought, Trace, thaw
+from ..trace import PluginCall, PluginResult, Trace, thaw
 
 __all__ = [
+    "Images",
     "Exchange",
-    "Block",
     "EMBEDDABLE_MIMES",
     "clean",
     "redact",
@@ -34,7 +30,6 @@ __all__ = [
     "group_steps",
     "exchange_state",
     "plugin_label",
-    "summarize_arguments",
     "format_size",
     "format_elapsed",
     "footer_parts",
@@ -44,6 +39,10 @@ __all__ = [
     "pretty_json",
     "embeddable",
 ]
+
+#: Figure URL -> fetched image (``data``, ``mime``, ``error``, ``display_url``; duck-typed, see
+#: :class:`~dashmagic.trace.FetchedImage`), as every renderer and plugin view receives it.
+Images = Mapping[str, Any]
 
 #: Image types that may become ``data:`` URIs (never SVG: it can carry script).
 EMBEDDABLE_MIMES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -120,6 +119,8 @@ class Exchange:
 
     call: PluginCall | None
     result: PluginResult | None
+    #: The step kind the renderers' registry (:mod:`.steps`) knows this block by.
+    kind: ClassVar[str] = "exchange"
 
     @property
     def plugin(self) -> str:
@@ -132,12 +133,13 @@ class Exchange:
         return step.name if step else ""
 
 
-Block = Union[Thought, Exchange, Answer]
+def group_steps(steps: tuple[Any, ...]) -> list[Any]:
+    """Steps in order, with each plugin call paired with the result that follows it.
 
-
-def group_steps(steps: tuple[Any, ...]) -> list[Block]:
-    """Steps in order, with each plugin call paired with the result that follows it."""
-    out: list[Block] = []
+    Every other step (thoughts, answers, kinds this module has never heard of) passes through
+    as its own block, so nothing the trace holds is dropped from the view.
+    """
+    out: list[Any] = []
     open_at: int | None = None
     for step in steps:
         if isinstance(step, PluginCall):
@@ -150,7 +152,7 @@ def group_steps(steps: tuple[Any, ...]) -> list[Block]:
                 open_at = None
             else:
                 out.append(Exchange(None, step))
-        elif isinstance(step, (Thought, Answer)):
+        else:
             out.append(step)
     return out
 
@@ -176,42 +178,12 @@ def plugin_label(exchange: Exchange) -> str:
     return f"{plugin} ({name})" if name and name != plugin else plugin
 
 
-# -- one-line argument summaries (a registry, like rich's element map) -----------------------
+# -- small formatting helpers ------------------------------------------------------------
 
 
 def format_size(size: str) -> str:
     """``512*512`` → ``512×512``."""
     return re.sub(r"\s*[*xX]\s*", "×", size.strip()) if size else ""
-
-
-def _sum_code(view: CodeBlock) -> str:
-    lines = [ln for ln in view.code.splitlines() if ln.strip()]
-    head = lines[0].strip() if lines else ""
-    return f"{head} … ({len(lines)} lines)" if len(lines) > 1 else head
-
-
-def _sum_t2i(view: TextToImageArgs) -> str:
-    size = format_size(view.size)
-    return f"{view.prompt} ({size})" if size else view.prompt
-
-
-_SUMMARIES: Mapping[type, Callable[[Any], str]] = {
-    CalculatorArgs: lambda v: v.expression,
-    CodeBlock: _sum_code,
-    OcrArgs: lambda v: strip_query(v.image_url),
-    TextToImageArgs: _sum_t2i,
-    HotelArgs: lambda v: v.city_names,
-    GenericView: lambda v: json.dumps(thaw(v.value), ensure_ascii=False, default=str),
-}
-
-
-def summarize_arguments(call: PluginCall | None, limit: int = 100) -> str:
-    """A one-line, redacted summary of what the plugin was asked."""
-    if call is None:
-        return ""
-    fn = _SUMMARIES.get(type(call.view))
-    text = fn(call.view) if fn else call.arguments_raw
-    return truncate(redact(clean(text)), limit)
 
 
 def pretty_json(value: Any) -> str:
