@@ -22,8 +22,11 @@ SSRF surface (ecosystem notes §5.3). :func:`fetch_image` therefore:
   serves the same object over both, so refusing would break the vendor's documented output while
   fetching over http would send the signature in clear text;
 * resolves every non-trusted host and refuses it if any address is not globally routable
-  (loopback, RFC 1918, link-local ``169.254.169.254``, ...). Only trusted hosts may be loopback or
-  private, which is what makes the local fake work;
+  (loopback, RFC 1918, link-local ``169.254.169.254``, ``192.0.0.0/24``, multicast, ...). IPv6
+  forms that carry an IPv4 address (IPv4-mapped and -compatible, NAT64 ``64:ff9b::/96``, 6to4
+  ``2002::/16``) are judged by the IPv4 address they carry; Teredo and local-use NAT64
+  (``64:ff9b:1::/48``) are refused. Only trusted hosts may be loopback or private, which is what
+  makes the local fake work;
 * never lets ``requests`` follow redirects: every hop is checked with the same rules, at most
   :attr:`ImagePolicy.max_redirects` of them, and a redirect from an untrusted host *into* a trusted
   one is refused (trust does not travel along a redirect chain);
@@ -401,13 +404,44 @@ def _resolve(host: str, port: int) -> list[str]:
 
 
 def _is_global(address: str) -> bool:
+    """Is ``address`` one a figure may come from? ``ip.is_global`` alone is not enough: it calls
+    ``64:ff9b::7f00:1`` (NAT64 of 127.0.0.1), ``2002:7f00:1::1`` (6to4), ``::7f00:1`` and
+    ``192.0.0.8`` global, and translators or relays on the way turn those into loopback."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in net for net in _REFUSED_V6):
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            ip = embedded
+    if isinstance(ip, ipaddress.IPv4Address) and ip in _IETF_PROTOCOL_V4:
+        return False
+    return ip.is_global and not ip.is_multicast
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 form carries (mapped, compatible, SIIT, NAT64, 6to4), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in net for net in _LAST_32_BITS_V4):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+# IPv6 prefixes whose last 32 bits are an IPv4 address: NAT64 (RFC 6052), IPv4-compatible
+# (deprecated, includes :: and ::1, which then count as 0.0.0.0 and 0.0.0.1) and SIIT (RFC 2765).
+_LAST_32_BITS_V4 = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96"))
+# Refused outright: Teredo (2001::/32) tunnels to an address of the relay's choosing, local-use
+# NAT64 (RFC 8215) places the IPv4 address wherever the operator chose, and deprecated site-local
+# fec0::/10 is routed inside a site although is_global says True.
+_REFUSED_V6 = tuple(ipaddress.IPv6Network(n) for n in ("2001::/32", "64:ff9b:1::/48", "fec0::/10"))
+# IETF protocol assignments (RFC 6890): 192.0.0.8/.9/.10 are not figure hosts whatever is_global says.
+_IETF_PROTOCOL_V4 = ipaddress.IPv4Network("192.0.0.0/24")
 
 
 # --------------------------------------------------------------------------------------------

@@ -483,6 +483,22 @@ def test_metadata_address_is_refused_even_when_allow_listed() -> None:
         ["fe80::1%eth0"],
         ["::1"],
         ["0.0.0.0"],
+        # IPv6 forms that carry an IPv4 address are judged by it (is_global calls them global):
+        ["64:ff9b::7f00:1"],  # NAT64 of 127.0.0.1
+        ["64:ff9b::a9fe:a9fe"],  # NAT64 of the metadata address 169.254.169.254
+        ["64:ff9b:1::7f00:1"],  # local-use NAT64 (RFC 8215): refused whatever it carries
+        ["64:ff9b:1::5db8:d822"],
+        ["2002:7f00:1::1"],  # 6to4 of 127.0.0.1
+        ["2002:a00:1::1"],  # 6to4 of 10.0.0.1
+        ["::7f00:1"],  # IPv4-compatible 127.0.0.1
+        ["::ffff:0:7f00:1"],  # SIIT-translated 127.0.0.1
+        ["::ffff:10.0.0.1"],
+        ["2001:0:4136:e378:8000:63bf:3fff:fdd2"],  # Teredo
+        ["192.0.0.8"],  # IETF protocol assignments, 192.0.0.0/24
+        ["192.0.0.9"],
+        ["224.0.0.251"],  # multicast
+        ["ff0e::1"],
+        ["fec0::1"],  # deprecated site-local
     ],
 )
 def test_any_non_global_address_refuses_the_host(monkeypatch: pytest.MonkeyPatch, addresses: list[str]) -> None:
@@ -493,6 +509,20 @@ def test_any_non_global_address_refuses_the_host(monkeypatch: pytest.MonkeyPatch
     assert result.error is not None
     assert result.error.startswith(f"host {T2I_HOST} resolves to a non-public address")
     assert_no_secret(result)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.216.34",
+        "2606:2800:220:1:248:1893:25c8:1946",
+        "64:ff9b::5db8:d822",  # NAT64 of a public address
+        "2002:5db8:d822::1",  # 6to4 of a public address
+        "::ffff:93.184.216.34",
+    ],
+)
+def test_embedded_public_addresses_stay_allowed(address: str) -> None:
+    assert images._is_global(address)
 
 
 def test_unresolvable_host_is_an_error_not_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
