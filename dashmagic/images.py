@@ -31,7 +31,9 @@ SSRF surface (ecosystem notes §5.3). :func:`fetch_image` therefore:
   :attr:`ImagePolicy.max_redirects` of them, and a redirect from an untrusted host *into* a trusted
   one is refused (trust does not travel along a redirect chain);
 * times out (:attr:`ImagePolicy.timeout` per connect/read, :attr:`ImagePolicy.total_timeout` for
-  the whole fetch), caps the body (``Content-Length`` up front and again while streaming), requires an
+  the whole fetch: every body read is bounded by the time left, and a watchdog shuts the socket at
+  the deadline, so a server dripping a byte at a time cannot stretch it), caps the body
+  (``Content-Length`` up front and again while streaming), requires an
   ``image/*`` content type other than SVG, and sniffs the magic bytes (PNG, JPEG, GIF, WEBP only);
   the MIME type reported is the sniffed one, never the header's;
 * never sends credentials. The request is built here (``requests.Request(...).prepare()``) and handed
@@ -45,10 +47,13 @@ SSRF surface (ecosystem notes §5.3). :func:`fetch_image` therefore:
   skips only the name resolution; every other rule applies to the recorded answers too.
 
 :func:`fetch_image` never raises: every failure is a :class:`FetchedImage` whose ``error`` is one
-short sentence (never containing the query string). Residual risks, accepted with a narrow
-allow-list: DNS rebinding between the address check and the connect, and a blocking
-``getaddrinfo`` (the OS resolver has its own timeout). Through a proxy the address check is
-advisory, since the proxy resolves the name.
+short sentence (never containing the query string). :class:`ImageCache` (one per trace) also caps
+the bytes embedded per trace (:attr:`ImagePolicy.max_total_bytes`); figures past that budget are
+shown as links with a note. Residual risks, accepted with a narrow allow-list: DNS rebinding
+between the address check and the connect, a blocking ``getaddrinfo`` (the OS resolver has its own
+timeout), and a server that drips its *headers* (each read is bounded by the time left, but the
+watchdog starts with the body). Through a proxy the address check is advisory, since the proxy
+resolves the name.
 
 ``requests`` is imported inside the functions that use it, so ``import dashmagic.images`` is cheap.
 """
@@ -84,12 +89,14 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_MAX_REDIRECTS",
     "DEFAULT_TOTAL_TIMEOUT",
+    "DEFAULT_MAX_TOTAL_BYTES",
     "MAX_URL_LENGTH",
     "Fetcher",
     "display_url",
     "check_url",
     "sniff_mime",
     "fetch_image",
+    "budget_note",
 ]
 
 ImageMime = Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
@@ -110,6 +117,9 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_REDIRECTS = 3
 #: Seconds allowed for a whole fetch, redirects included (a slow drip never trips a read timeout).
 DEFAULT_TOTAL_TIMEOUT = 60.0
+#: Bytes embedded per trace, all figures together (60 distinct 1 MB figures made an 80 MB output).
+#: A trace usually has one to three figures of 20-200 KB, so this only stops runaway output.
+DEFAULT_MAX_TOTAL_BYTES = 20 * 1024 * 1024
 
 #: Longer URLs are refused before parsing; signed OSS URLs are a few hundred characters.
 MAX_URL_LENGTH = 8192
@@ -174,6 +184,9 @@ class ImagePolicy:
     a connection (replay mode), so host names are not resolved: the address check guards real
     connections, and offline there are none (and no DNS either). Every other rule still applies.
     Never set it with a session that reaches the network.
+
+    ``max_total_bytes``: the figure budget of one trace, enforced by :class:`ImageCache` (one cache
+    per trace): once the figures embedded so far use it up, the rest are shown as links.
     """
 
     hosts: tuple[str, ...] = DEFAULT_IMAGE_HOSTS
@@ -183,14 +196,17 @@ class ImagePolicy:
     max_redirects: int = DEFAULT_MAX_REDIRECTS
     total_timeout: float = DEFAULT_TOTAL_TIMEOUT
     offline: bool = False
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hosts", _normalize_entries(self.hosts, "image_hosts", allow_suffix=True))
         object.__setattr__(
             self, "trusted_hosts", _normalize_entries(self.trusted_hosts, "trusted_hosts", allow_suffix=False)
         )
-        if not isinstance(self.max_bytes, int) or self.max_bytes <= 0:
-            raise ConfigError(f"max_bytes must be a positive number of bytes, not {self.max_bytes!r}")
+        for name in ("max_bytes", "max_total_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive number of bytes, not {value!r}")
         for name in ("timeout", "total_timeout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0:
@@ -209,6 +225,7 @@ class ImagePolicy:
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
         offline: bool = False,
+        max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
     ) -> ImagePolicy:
         """A policy that trusts the ``host:port`` of the DashScope base URL in use.
 
@@ -232,6 +249,7 @@ class ImagePolicy:
             max_redirects=max_redirects,
             total_timeout=total_timeout,
             offline=offline,
+            max_total_bytes=max_total_bytes,
         )
 
     def is_trusted(self, host: str, port: int) -> bool:
@@ -449,17 +467,21 @@ _IETF_PROTOCOL_V4 = ipaddress.IPv4Network("192.0.0.0/24")
 # --------------------------------------------------------------------------------------------
 
 
-def fetch_image(url: str, policy: ImagePolicy, *, session: requests.Session | None = None) -> FetchedImage:
+def fetch_image(
+    url: str, policy: ImagePolicy, *, session: requests.Session | None = None, budget: int | None = None
+) -> FetchedImage:
     """Fetch one figure URL under ``policy``. Never raises: failures come back as ``error``.
 
     ``session`` lends its connection pool, ``proxies``, ``verify`` and ``cert``; never its headers,
     auth or cookies (so a session that carries the DashScope key cannot leak it). Without one, a
-    fresh ``trust_env=False`` session is used and closed.
+    fresh ``trust_env=False`` session is used and closed. ``budget``: bytes left of the trace's
+    figure budget (:class:`ImageCache` passes it); a bigger body is abandoned as soon as that is
+    known, with :func:`budget_note` as the error.
     """
     text = url if isinstance(url, str) else repr(url)
     shown = display_url(text)
     try:
-        data, mime = _fetch(url, policy, session)
+        data, mime = _fetch(url, policy, session, _cap_for(policy, budget))
     except ImageRefused as exc:
         return FetchedImage(url=text, display_url=shown, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
@@ -467,7 +489,28 @@ def fetch_image(url: str, policy: ImagePolicy, *, session: requests.Session | No
     return FetchedImage(url=text, display_url=shown, data=data, mime=mime)
 
 
-def _fetch(url: object, policy: ImagePolicy, session: requests.Session | None) -> tuple[bytes, ImageMime]:
+@dataclass(frozen=True, slots=True)
+class _Cap:
+    """How many body bytes may be read, and what to say when there are more."""
+
+    size: int
+    message: str
+
+
+def _cap_for(policy: ImagePolicy, budget: int | None) -> _Cap:
+    if budget is not None and budget < policy.max_bytes:
+        return _Cap(max(budget, 0), budget_note(policy.max_total_bytes))
+    return _Cap(policy.max_bytes, f"exceeds the {_format_size(policy.max_bytes)} limit")
+
+
+def budget_note(max_total_bytes: int) -> str:
+    """The reason shown for a figure left out because the trace's figure budget is spent."""
+    return f"not embedded: this trace's figure budget of {_format_size(max_total_bytes)} is used up"
+
+
+def _fetch(
+    url: object, policy: ImagePolicy, session: requests.Session | None, cap: _Cap
+) -> tuple[bytes, ImageMime]:
     """Follow at most ``max_redirects`` redirects by hand, checking every hop."""
     target = _vet(url, policy)
     deadline = time.monotonic() + policy.total_timeout
@@ -481,7 +524,7 @@ def _fetch(url: object, policy: ImagePolicy, session: requests.Session | None) -
             response = _send(session, target, policy, deadline)
             try:
                 if response.status_code not in _REDIRECT_STATUSES:
-                    return _read_image(response, target, policy, deadline)
+                    return _read_image(response, target, policy, deadline, cap)
                 target = _next_hop(response, target, policy)
             finally:
                 response.close()
@@ -508,7 +551,7 @@ def _send(session: requests.Session, target: _Target, policy: ImagePolicy, deadl
 
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise ImageRefused(f"took longer than {policy.total_timeout:g} s in total")
+        raise ImageRefused(_took_too_long(policy))
     try:
         prepared = requests.Request("GET", target.url, headers=dict(_REQUEST_HEADERS)).prepare()
     except (requests.RequestException, ValueError, UnicodeError):
@@ -528,6 +571,8 @@ def _send(session: requests.Session, target: _Target, policy: ImagePolicy, deadl
             proxies=proxies,
         )
     except Exception as exc:  # noqa: BLE001 - classified into one sentence
+        if remaining < policy.timeout and _is_timeout(exc):
+            raise ImageRefused(_took_too_long(policy)) from None  # the deadline, not the read timeout
         raise ImageRefused(_describe(exc, target.host, policy)) from None
 
 
@@ -555,7 +600,7 @@ def _next_hop(response: requests.Response, target: _Target, policy: ImagePolicy)
 
 
 def _read_image(
-    response: requests.Response, target: _Target, policy: ImagePolicy, deadline: float
+    response: requests.Response, target: _Target, policy: ImagePolicy, deadline: float, cap: _Cap
 ) -> tuple[bytes, ImageMime]:
     """Check status and headers, stream the body under the cap, then sniff the bytes."""
     if response.status_code != 200:
@@ -565,11 +610,12 @@ def _read_image(
         raise ImageRefused("SVG images are not embedded")
     if content_type is not None and not content_type.startswith("image/"):
         raise ImageRefused(f"not an image (content type {content_type})")
-    limit = f"exceeds the {_format_size(policy.max_bytes)} limit"
     announced = _content_length(response.headers.get("Content-Length"))
     if announced is not None and announced > policy.max_bytes:
-        raise ImageRefused(limit)
-    data = _read_capped(response, target, policy, deadline, limit)
+        raise ImageRefused(f"exceeds the {_format_size(policy.max_bytes)} limit")
+    if announced is not None and announced > cap.size:
+        raise ImageRefused(cap.message)  # over the trace's budget: not one byte of it is read
+    data = _read_capped(response.raw, target, policy, deadline, cap)
     mime = sniff_mime(data)
     if mime is None:
         if _looks_like_svg(data):
@@ -579,23 +625,92 @@ def _read_image(
     return data, mime
 
 
-def _read_capped(
-    response: requests.Response, target: _Target, policy: ImagePolicy, deadline: float, limit: str
-) -> bytes:
+def _read_capped(raw: Any, target: _Target, policy: ImagePolicy, deadline: float, cap: _Cap) -> bytes:
+    """The body, read in pieces of at most one socket read each, each bounded by the time left.
+
+    ``iter_content(64 KB)`` would block until 64 KB arrived, so a server sending a byte every
+    0.2 s stretched a 60 s limit to minutes. The watchdog covers what a per-read timeout cannot
+    (e.g. a chunk-size line dripped byte by byte inside one read).
+    """
     buffer = bytearray()
-    chunks: Iterator[bytes] = response.iter_content(_CHUNK_SIZE)
-    while True:
+    sock = _socket_of(raw)
+    with _Watchdog(sock, deadline) as watchdog:
+        while True:
+            bound = deadline - time.monotonic()
+            if bound <= 0 or watchdog.fired:
+                raise ImageRefused(_took_too_long(policy))
+            bound = min(bound, policy.timeout)
+            try:
+                if sock is not None:
+                    sock.settimeout(bound)
+                chunk = _read_some(raw)
+            except Exception as exc:  # noqa: BLE001 - classified into one sentence
+                if watchdog.fired or (bound < policy.timeout and _is_timeout(exc)):
+                    raise ImageRefused(_took_too_long(policy)) from None
+                raise ImageRefused(_describe(exc, target.host, policy)) from None
+            if watchdog.fired:  # the shut socket reads as the end of the body: it is not one
+                raise ImageRefused(_took_too_long(policy))
+            if not chunk:
+                return bytes(buffer)
+            buffer += chunk
+            if len(buffer) > cap.size:
+                raise ImageRefused(cap.message)
+
+
+def _took_too_long(policy: ImagePolicy) -> str:
+    return f"took longer than {policy.total_timeout:g} s in total"
+
+
+def _read_some(raw: Any) -> bytes:
+    """At most ``_CHUNK_SIZE`` bytes, from at most one socket read (``read1``), decoded as
+    ``iter_content`` decodes them (urllib3 responses and recording bodies have ``stream``)."""
+    decodes = hasattr(raw, "stream")
+    reader = getattr(raw, "read1", None)
+    if reader is None:
+        data = raw.read(_CHUNK_SIZE, decode_content=True) if decodes else raw.read(_CHUNK_SIZE)
+    else:
+        data = reader(_CHUNK_SIZE, decode_content=True) if decodes else reader(_CHUNK_SIZE)
+    return bytes(data or b"")
+
+
+def _socket_of(raw: Any) -> socket.socket | None:
+    """The socket under a urllib3 response (None for recordings and in-memory bodies)."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+class _Watchdog:
+    """Shuts ``sock`` down at ``deadline`` so that any read blocked on it returns at once."""
+
+    def __init__(self, sock: socket.socket | None, deadline: float) -> None:
+        self._sock = sock
+        self._fired = threading.Event()
+        self._timer: threading.Timer | None = None
+        if sock is not None:
+            self._timer = threading.Timer(max(deadline - time.monotonic(), 0.0), self._fire)
+            self._timer.daemon = True
+
+    @property
+    def fired(self) -> bool:
+        return self._fired.is_set()
+
+    def _fire(self) -> None:
+        self._fired.set()
         try:
-            chunk = next(chunks, None)
-        except Exception as exc:  # noqa: BLE001 - classified into one sentence
-            raise ImageRefused(_describe(exc, target.host, policy)) from None
-        if chunk is None:
-            return bytes(buffer)
-        buffer += chunk
-        if len(buffer) > policy.max_bytes:
-            raise ImageRefused(limit)
-        if time.monotonic() > deadline:
-            raise ImageRefused(f"took longer than {policy.total_timeout:g} s in total")
+            # The plain socket's shutdown, also for TLS: SSLSocket.shutdown would also drop the
+            # SSL object under the reading thread's feet.
+            socket.socket.shutdown(self._sock, socket.SHUT_RDWR)  # type: ignore[arg-type]
+        except OSError:
+            pass  # already closed: nothing is blocked on it
+
+    def __enter__(self) -> _Watchdog:
+        if self._timer is not None:
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 def _content_type(value: str | None) -> str | None:
@@ -631,9 +746,7 @@ def _describe(exc: BaseException, host: str, policy: ImagePolicy) -> str:
     import requests
 
     chain = list(_causes(exc))
-    if isinstance(exc, requests.Timeout) or any(isinstance(e, (socket.timeout, TimeoutError)) for e in chain) or any(
-        type(e).__name__ in ("ReadTimeoutError", "ConnectTimeoutError") for e in chain
-    ):
+    if _is_timeout(exc):
         return f"timed out after {policy.timeout:g} s"
     if isinstance(exc, requests.exceptions.SSLError):
         return f"TLS handshake with {host} failed"
@@ -645,6 +758,17 @@ def _describe(exc: BaseException, host: str, policy: ImagePolicy) -> str:
         reason = next((_REASONS[type(e)] for e in chain if type(e) in _REASONS), None)
         return f"could not connect to {host}" + (f" ({reason})" if reason else "")
     return f"could not fetch from {host} ({type(exc).__name__})"
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    import requests
+
+    chain = list(_causes(exc))
+    return (
+        isinstance(exc, requests.Timeout)
+        or any(isinstance(e, (socket.timeout, TimeoutError)) for e in chain)
+        or any(type(e).__name__ in ("ReadTimeoutError", "ConnectTimeoutError") for e in chain)
+    )
 
 
 _REASONS: dict[type[BaseException], str] = {
@@ -685,6 +809,10 @@ class ImageCache:
     allow-list, too big) will not succeed on the next render, and retrying would hammer the host.
     Thread-safe: concurrent callers asking for the same URL wait for the single fetch in flight.
     ``fetcher`` replaces :func:`fetch_image` (e.g. demo mode or renderer tests).
+
+    One cache serves one trace, and holds its figure budget (:attr:`ImagePolicy.max_total_bytes`):
+    figures are charged in the order they are first fetched, and one that does not fit in what is
+    left is not embedded (:func:`budget_note`). Once the budget is spent nothing more is fetched.
     """
 
     def __init__(
@@ -700,6 +828,7 @@ class ImageCache:
         self._lock = threading.Lock()
         self._results: dict[str, FetchedImage] = {}
         self._in_flight: dict[str, threading.Event] = {}
+        self._embedded = 0  # bytes of the successful results, charged against the budget
 
     def fetch(self, url: Union[str, Figure]) -> FetchedImage:
         """The image at ``url`` (or a :class:`~dashmagic.trace.Figure`), fetched on first use."""
@@ -736,16 +865,39 @@ class ImageCache:
         with self._lock:
             return len(self._results)
 
+    @property
+    def embedded_bytes(self) -> int:
+        """Bytes of the figures fetched so far that will be embedded (at most the budget)."""
+        with self._lock:
+            return self._embedded
+
     def _fetch_as_owner(self, key: str, done: threading.Event) -> FetchedImage:
         try:
-            if self._fetcher is not None:
+            with self._lock:
+                left = self.policy.max_total_bytes - self._embedded
+            if left <= 0:
+                result = self._over_budget(key)
+            elif self._fetcher is not None:
                 result = self._fetcher(key)
             else:
-                result = fetch_image(key, self.policy, session=self.session)
+                result = fetch_image(key, self.policy, session=self.session, budget=left)
             with self._lock:
+                result = self._charge(key, result)
                 self._results[key] = result
             return result
         finally:
             with self._lock:
                 self._in_flight.pop(key, None)
             done.set()
+
+    def _charge(self, key: str, result: FetchedImage) -> FetchedImage:
+        """Count ``result`` against the budget, or replace it with the note if it does not fit.
+        Called with the lock held: concurrent fetches may each have seen the same ``left``."""
+        size = len(result.data) if result.ok and result.data is not None else 0
+        if size > self.policy.max_total_bytes - self._embedded:
+            return self._over_budget(key)
+        self._embedded += size
+        return result
+
+    def _over_budget(self, key: str) -> FetchedImage:
+        return FetchedImage(url=key, display_url=display_url(key), error=budget_note(self.policy.max_total_bytes))

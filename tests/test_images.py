@@ -30,6 +30,7 @@ from dashmagic.errors import ConfigError
 from dashmagic.events import TraceBuilder
 from dashmagic.images import (
     DEFAULT_IMAGE_HOSTS,
+    DEFAULT_MAX_TOTAL_BYTES,
     FetchedImage,
     ImageCache,
     ImagePolicy,
@@ -99,6 +100,7 @@ class Route:
     delay: float = 0.0  # before the status line
     hold: float = 0.0  # after the headers, before the body
     chunk_delay: float = 0.0  # between chunks
+    drip: float = 0.0  # a plain body sent one byte at a time, this many seconds apart
 
 
 @dataclass
@@ -194,6 +196,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(route.chunk_delay)
             self.wfile.write(b"0\r\n\r\n")
+        elif route.drip:
+            for i in range(len(route.body)):
+                self.wfile.write(route.body[i : i + 1])  # type: ignore[index]
+                self.wfile.flush()
+                time.sleep(route.drip)
         else:
             self.wfile.write(route.body)  # type: ignore[arg-type]
         self.wfile.flush()
@@ -860,6 +867,68 @@ def test_slow_drip_hits_the_total_timeout(server: ImageServer) -> None:
     assert time.monotonic() - started < 1.2
 
 
+@pytest.mark.parametrize("framing", ["content-length", "close-delimited"])
+def test_one_byte_drip_stops_at_the_total_deadline(server: ImageServer, framing: str) -> None:
+    # 68 bytes at one per 0.2 s would take 13.6 s; each byte arrives well within the read timeout.
+    body = PNG[:8] + b"\x00" * 60
+    url = server.add("/drip.png", Route(headers={"Content-Type": "image/png"}, body=body, length=framing == "content-length", drip=0.2))
+
+    started = time.monotonic()
+    result = fetch_image(url, server.trusted_policy(timeout=1.0, total_timeout=2.0))
+    elapsed = time.monotonic() - started
+
+    assert result.error == "took longer than 2 s in total"
+    assert result.data is None
+    assert elapsed < 4.0, elapsed  # a hang guard: the deadline holds within about a second
+
+
+@pytest.fixture
+def chunk_line_dripper() -> Iterator[int]:
+    """A raw server that answers 200 chunked, then drips the chunk-size line one hex digit per
+    0.2 s (at most 60 of them): every socket read returns a byte, and one ``readline`` never ends."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    sock.settimeout(5)
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n")
+                for _ in range(60):
+                    if stop.wait(0.2):
+                        break
+                    conn.sendall(b"1")
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        stop.set()
+        sock.close()
+        thread.join(timeout=5)
+
+
+def test_chunk_size_line_drip_stops_at_the_total_deadline(chunk_line_dripper: int) -> None:
+    policy = ImagePolicy.for_base_url(f"http://127.0.0.1:{chunk_line_dripper}/api/v1", timeout=1.0, total_timeout=2.0)
+
+    started = time.monotonic()
+    result = fetch_image(f"http://127.0.0.1:{chunk_line_dripper}/oss/a.png", policy)
+    elapsed = time.monotonic() - started
+
+    assert result.error == "took longer than 2 s in total"
+    assert elapsed < 4.0, elapsed  # a hang guard, not a timing assertion
+
+
 def test_connection_refused_is_one_sentence_without_the_signature() -> None:
     port = closed_port()
     policy = ImagePolicy.for_base_url(f"http://127.0.0.1:{port}/api/v1", timeout=2)
@@ -987,6 +1056,60 @@ def test_cache_concurrent_callers_share_one_fetch(server: ImageServer) -> None:
     assert server.hits("/fig.png") == 1
 
 
+def _padded_png(size: int) -> bytes:
+    return PNG + b"\x00" * (size - len(PNG))
+
+
+def test_sixty_one_megabyte_figures_stay_within_the_trace_budget(server: ImageServer) -> None:
+    figure = _padded_png(1_000_000)
+    urls = [
+        server.add(f"/fig-{i:03}.png", Route(headers={"Content-Type": "image/png"}, body=figure)) + "?" + SIGNED_QUERY
+        for i in range(60)
+    ]
+    cache = ImageCache(server.trusted_policy())
+
+    results = cache.fetch_all(urls)
+    html = "".join(render_figure(Figure(url=url), results) for url in urls)
+
+    embedded = [url for url in urls if results[url].ok]
+    assert embedded == urls[:20]  # first come, first embedded: 20 x 1 MB fit in 20 MB
+    assert cache.embedded_bytes == 20 * len(figure) <= DEFAULT_MAX_TOTAL_BYTES == 20 * 1024 * 1024
+    note = "not embedded: this trace's figure budget of 20 MB is used up"
+    assert all(results[url].error == note and results[url].data is None for url in urls[20:])
+    assert len(html) < 28 * 1024 * 1024  # was 80 MB: 60 figures base64-encoded
+    assert html.count("<img") == 20 and html.count(note.replace("'", "&#x27;")) == 40
+    assert cache.fetch_all(urls) == results  # re-renders ask nothing new
+    assert all(server.hits(f"/fig-{i:03}.png") == 1 for i in range(60))
+
+
+def test_budget_stops_an_unannounced_body_and_then_stops_fetching(server: ImageServer) -> None:
+    first = server.add("/a.png", Route(headers={"Content-Type": "image/png"}, body=_padded_png(600)))
+    pieces = [PNG] + [b"\x00" * 300] * 9  # no Content-Length: stopped while reading
+    second = server.add("/b.png", Route(headers={"Content-Type": "image/png"}, body=pieces, length=False))
+    exact = server.add("/c.png", Route(headers={"Content-Type": "image/png"}, body=_padded_png(400)))
+    after = server.add("/d.png", Route(headers={"Content-Type": "image/png"}, body=PNG))
+    cache = ImageCache(server.trusted_policy(max_total_bytes=1000))
+
+    results = [cache.fetch(url) for url in (first, second, exact, after)]
+
+    note = "not embedded: this trace's figure budget of 1000 B is used up"
+    assert [r.ok for r in results] == [True, False, True, False]
+    assert results[1].error == results[3].error == note
+    assert cache.embedded_bytes == 1000
+    assert server.hits("/d.png") == 0  # the budget was spent: not even asked for
+
+
+def test_budget_also_holds_for_a_custom_fetcher() -> None:
+    def fake(url: str) -> FetchedImage:
+        return FetchedImage(url=url, display_url=display_url(url), data=_padded_png(80), mime="image/png")
+
+    cache = ImageCache(ImagePolicy(max_total_bytes=200), fetcher=fake)
+
+    assert [cache.fetch(f"https://h.example/{i}.png").ok for i in range(3)] == [True, True, False]
+    assert cache.embedded_bytes == 160
+    assert cache.fetch("https://h.example/2.png").error == "not embedded: this trace's figure budget of 200 B is used up"
+
+
 def test_cache_accepts_a_custom_fetcher() -> None:
     calls: list[str] = []
 
@@ -1067,8 +1190,10 @@ def test_policy_for_base_url() -> None:
     assert ImagePolicy.for_base_url("http://127.0.0.1:8123/api/v1").trusted_hosts == ("127.0.0.1:8123",)
     assert ImagePolicy.for_base_url("https://dashscope.aliyuncs.com/api/v1").trusted_hosts == ("dashscope.aliyuncs.com:443",)
     assert ImagePolicy.for_base_url("http://[::1]:9000/api/v1").trusted_hosts == ("[::1]:9000",)
-    policy = ImagePolicy.for_base_url("http://127.0.0.1:1/", hosts=".example.com", max_bytes=10, timeout=1.5)
-    assert (policy.hosts, policy.max_bytes, policy.timeout) == ((".example.com",), 10, 1.5)
+    policy = ImagePolicy.for_base_url(
+        "http://127.0.0.1:1/", hosts=".example.com", max_bytes=10, timeout=1.5, max_total_bytes=30
+    )
+    assert (policy.hosts, policy.max_bytes, policy.timeout, policy.max_total_bytes) == ((".example.com",), 10, 1.5, 30)
 
 
 @pytest.mark.parametrize(
@@ -1080,6 +1205,8 @@ def test_policy_for_base_url() -> None:
         {"hosts": ("user@host",)},
         {"trusted_hosts": (".suffix.example",)},
         {"max_bytes": 0},
+        {"max_total_bytes": 0},
+        {"max_total_bytes": 1.5},
         {"timeout": 0},
         {"timeout": -1.0},
         {"total_timeout": 0},
