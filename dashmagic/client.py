@@ -278,7 +278,7 @@ def _prepare(
     else:
         key = api_key or Settings.from_env(environ).require_key()
     if session is None and mode != "live":
-        from .recording import session_for
+        from .transport import session_for
 
         where = recordings or settings.recordings or ("demo" if mode == "replay" else None)
         session = session_for(mode, where, key=key)

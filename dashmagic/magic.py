@@ -287,7 +287,7 @@ class DashScopeMagics(Magics):
         return last, error
 
     def _sessions(self, plan: Plan, key: Secret) -> tuple[Any, Callable[[Trace], Any] | None]:
-        from . import recording
+        from . import transport as recording
         from .images import ImageCache, ImagePolicy
 
         session = recording.session_for(plan.mode, plan.recordings, key=key)
