@@ -81,7 +81,7 @@ def record_demo(path: Path = DEMO_PATH) -> Path:
         session.mount("http://", RecordingAdapter(path, Secret(fake.api_key), note=SEED_NOTE))
         for exchange in load_exchanges():
             prompt, files = _prompt(exchange)
-            kwargs = dict(plugins=exchange.plugins, seed=42, files=files, api_key=fake.api_key,
+            kwargs: dict[str, Any] = dict(plugins=exchange.plugins, seed=42, files=files, api_key=fake.api_key,
                           base_url=fake.base_url, session=session)
             dashmagic.run(prompt, **kwargs)
             list(dashmagic.stream(prompt, **kwargs))
