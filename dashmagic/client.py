@@ -55,8 +55,6 @@ DEFAULT_RETRIES = 3
 #: The largest decoded reply accepted (a 306 KB gzip reply can inflate to 1.5 GB).
 DEFAULT_MAX_REPLY_BYTES = 64 * 1024 * 1024
 _MAX_ERROR_BODY = 1 << 20
-#: What replay mode sends instead of a key: replay never touches the network.
-REPLAY_KEY = Secret("replay-mode-sends-no-key")
 
 
 class ClientKwargs(TypedDict, total=False):
@@ -160,6 +158,8 @@ class Client:
         self._image_session: requests.Session | None = None
         self._images: ImageCache | None = None
         self._lock = threading.Lock()
+        self._record_lock = threading.Lock()
+        self._record_errors: list[str] = []
         self._closed = False
         self.key_prompt: Callable[[], Secret | None] | None = None
 
@@ -190,7 +190,9 @@ class Client:
     def key(self) -> Secret:
         """The key for this client's calls: given, from the environment, or from ``key_prompt``."""
         if self.replay:
-            return REPLAY_KEY
+            from .transport import replay_key
+
+            return replay_key()
         with self._lock:
             if self._key is None:
                 self._key = Settings.from_env(self._environ).api_key
@@ -207,17 +209,28 @@ class Client:
             if self._closed:
                 raise ConfigError("This Client is closed; make a new one (or use `with Client(...) as client:`).")
             if self._session is None:
-                from .recording import session_for
+                from .transport import session_for
 
-                self._session = session_for(self.mode, self.recordings, key=key)
-                self._owns_session = self.mode != "live"
+                self._session = session_for(self.mode, self.recordings, key=key, on_error=self._record_failed)
+                self._owns_session = True
             return self._session
+
+    def _record_failed(self, message: str) -> None:
+        # The answer is kept; the recording is what failed. Shown as a note on the trace.
+        with self._record_lock:
+            self._record_errors.append(message)
+
+    def take_record_errors(self) -> list[str]:
+        """Recording writes that failed since the last call (each is reported once)."""
+        with self._record_lock:
+            errors, self._record_errors = self._record_errors, []
+        return errors
 
     def _image_cache(self, call: Call, key: Secret) -> ImageCache:
         with self._lock:
             if self._images is None:
                 from .images import ImageCache, ImagePolicy
-                from .recording import image_session_for
+                from .transport import image_session_for
 
                 policy_options: dict[str, Any] = {"timeout": min(self.timeouts.read, 30.0), "offline": self.replay}
                 if self._image_hosts is not None:
@@ -225,7 +238,7 @@ class Client:
                 if self._max_image_bytes is not None:
                     policy_options["max_bytes"] = int(self._max_image_bytes)
                 policy = ImagePolicy.for_base_url(call.url, **policy_options)
-                self._image_session = image_session_for(self.mode, self.recordings, key=key)
+                self._image_session = image_session_for(self.mode, self.recordings, key=key, on_error=self._record_failed)
                 self._images = ImageCache(policy, session=self._image_session)
             return self._images
 
@@ -284,6 +297,7 @@ class _Exchange:
         try:
             response = self._open()
             yield from self._read(response)
+            self._note_record_errors()
             yield self._finish()
         except KeyboardInterrupt:
             failure = Interrupted(
@@ -294,6 +308,7 @@ class _Exchange:
             yield final
         except DashmagicError as exc:
             failure = self.scrub.error(exc)
+            self._note_record_errors()
             final = self._snapshot(self.builder.fail(failure))
             yield final
         finally:
@@ -302,6 +317,10 @@ class _Exchange:
         if failure is not None and raise_errors:
             failure.trace = final
             raise failure
+
+    def _note_record_errors(self) -> None:
+        for message in self.client.take_record_errors():
+            self.builder.note(f"The recording failed ({message}); the answer is kept, but it was not saved.")
 
     # -- sending -----------------------------------------------------------------------------
     def _open(self) -> requests.Response:
@@ -470,18 +489,11 @@ def _as_secret(value: str | Secret | None) -> Secret | None:
 
 
 def _mode_of(mode: str | None, recordings: Any) -> tuple[str, Any]:
-    from .recording import MODES
+    from .transport import choose_mode
 
-    name = (mode or "live").strip().lower()
-    if name not in MODES:
-        raise ConfigError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)} (DASHMAGIC_MODE).")
     if isinstance(recordings, str) and not recordings.strip():
-        raise ConfigError(f"An empty recordings path was given for {name} mode: name a .jsonl file (or 'demo' to replay).")
-    if name == "replay" and recordings is None:
-        return name, "demo"
-    if name == "record" and not recordings:
-        raise ConfigError("Record mode needs a file: --record PATH, recordings=PATH or DASHMAGIC_RECORDINGS=PATH.")
-    return name, recordings
+        raise ConfigError("recordings= needs a file path ('demo' for the bundled recordings); got an empty one.")
+    return choose_mode(mode, recordings)
 
 
 def _last(snapshots: Iterator[Trace]) -> Trace:

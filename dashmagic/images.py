@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 from urllib.parse import urljoin, urlsplit
 
 from .errors import ConfigError
+from ._constants import DEFAULT_IMAGE_HOSTS
 from ._urls import display_url
 from .trace import FetchedImage, Figure
 
@@ -101,15 +102,6 @@ __all__ = [
 
 ImageMime = Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
 
-#: The OSS buckets DashScope itself writes plugin output to, the only hosts fetched by default.
-#: Both appear in the vendor's plugin page (seed/plugin-call-examples.txt), dashmagic/demo/seed.jsonl,
-#: every notebooks/recordings/*.jsonl and dashmagic/testing/exchanges.json. ``.aliyuncs.com`` is
-#: not enough: any customer's bucket lives there. Entries are exact hosts (any port); a leading
-#: dot would mean "any subdomain of".
-DEFAULT_IMAGE_HOSTS: tuple[str, ...] = (
-    "dashscope-cn-beijing.oss-cn-beijing.aliyuncs.com",  # code_interpreter figures (https)
-    "dashscope-result-bj.oss-cn-beijing.aliyuncs.com",  # text_to_image pictures (linked as http)
-)
 #: Per-image byte cap. base64 in the .ipynb costs x1.33 on top (ecosystem notes §2.3).
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 #: Seconds allowed for the connect and for each read.

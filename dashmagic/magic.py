@@ -21,7 +21,7 @@ from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from traitlets import Bool, Float, Int, List, Unicode, validate
 from traitlets import TraitError
 
-from ._constants import DEFAULT_MODEL, DEFAULT_SYSTEM, KNOWN_PLUGINS, MODES
+from ._constants import DEFAULT_IMAGE_HOSTS, DEFAULT_MODEL, DEFAULT_SYSTEM, KNOWN_PLUGINS, MODES
 from .errors import DashmagicError
 
 if TYPE_CHECKING:
@@ -51,8 +51,9 @@ class DashScopeMagics(Magics):
     embed_images = Bool(True, help="Fetch figures once and embed their bytes (signed URLs expire).").tag(config=True)
     max_image_bytes = Int(5 * 1024 * 1024, help="Largest figure embedded, in bytes.").tag(config=True)
     image_hosts = List(
-        Unicode(), default_value=[".aliyuncs.com"],
-        help="Hosts figures may be fetched from ('.suffix' or exact); the base URL's host is always allowed.",
+        Unicode(), default_value=list(DEFAULT_IMAGE_HOSTS),
+        help="Hosts figures are fetched from automatically (exact, or '.suffix' for subdomains): by "
+        "default only the buckets DashScope writes plugin output to. The base URL's host is always allowed.",
     ).tag(config=True)
     live_updates = Bool(
         None, allow_none=True,

@@ -78,13 +78,11 @@ def plan_cell(
 
 
 def _client_options(args: Any, traits: Mapping[str, Any]) -> dict[str, Any]:
-    if args.record is not None and args.replay is not None:
-        raise ConfigError("--record and --replay exclude each other: choose one.")
     mode, recordings = traits["mode"] or None, traits["recordings"] or None
-    if args.record is not None:
-        mode, recordings = "record", args.record
-    elif args.replay is not None:
-        mode, recordings = "replay", args.replay
+    if args.record is not None or args.replay is not None:
+        from .transport import choose_mode  # the flags' rules: '' is refused, the two exclude each other
+
+        mode, recordings = choose_mode(None, None, record=args.record, replay=args.replay)
     read = check_seconds(args.timeout, "--timeout") if args.timeout is not None else traits["timeout"]
     return {
         "mode": mode,

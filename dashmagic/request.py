@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TEXT_GENERATION_PATH",
+    "STREAM_HEADERS",
     "DEFAULT_MODEL",
     "DEFAULT_SYSTEM",
     "Call",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 TEXT_GENERATION_PATH = "/services/aigc/text-generation/generation"
+#: Headers that only ask for the reply as an event stream: same answer, other framing. Replay
+#: lets a recording made with or without them answer (the client reads either framing).
+STREAM_HEADERS: tuple[str, ...] = ("X-DashScope-SSE",)
 
 Prompt = Union[str, Sequence[Mapping[str, Any]]]
 #: Keys the client owns; a caller passing them in ``parameters`` is told why not.

@@ -20,7 +20,7 @@ from _browser import html_page, launch, viewer  # noqa: E402
 
 import dashmagic  # noqa: E402
 from dashmagic.images import ImageCache, ImagePolicy  # noqa: E402
-from dashmagic.recording import image_session_for  # noqa: E402
+from dashmagic.transport import image_session_for  # noqa: E402
 from dashmagic.render.html import render_html  # noqa: E402
 from dashmagic.testing import load_exchanges  # noqa: E402
 

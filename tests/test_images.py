@@ -40,7 +40,7 @@ from dashmagic.images import (
     fetch_image,
     sniff_mime,
 )
-from dashmagic.render.html import render_figure
+from dashmagic.render._html_kit import render_figure
 from dashmagic.testing import load_exchanges
 from dashmagic.trace import Figure, RequestInfo
 

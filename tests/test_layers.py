@@ -9,8 +9,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "dashmagic"
 
 #: Who may import IPython at all, and who may import requests/urllib3 (lazily or not).
 IPYTHON_ALLOWED = {"magic.py", "display.py"}
-REQUESTS_ALLOWED = {"transport.py", "client.py", "recording.py", "images.py"}
-PURE = {"trace.py", "events.py", "sse.py", "cell.py", "config.py", "request.py", "errors.py", "_constants.py"}
+REQUESTS_ALLOWED = {"transport/http.py", "transport/modes.py", "transport/record.py", "transport/replay.py",
+                    "client.py", "images.py"}
+PURE = {"trace.py", "events.py", "sse.py", "cell.py", "config.py", "request.py", "errors.py", "_constants.py",
+        *(f"recording/{p.name}" for p in (PACKAGE / "recording").glob("*.py"))}
 
 
 def _imports(path: Path) -> set[str]:

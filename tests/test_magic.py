@@ -15,6 +15,7 @@ import warnings
 import pytest
 from IPython.utils.capture import capture_output
 
+from dashmagic._constants import DEFAULT_IMAGE_HOSTS
 from dashmagic.errors import AuthenticationError, ConfigError, Interrupted, RateLimitError
 from dashmagic.magic import DashScopeMagics
 from dashmagic.trace import Trace
@@ -500,7 +501,7 @@ def test_image_hosts_trait_is_the_allow_list(fake_env, shell) -> None:
     try:
         cap, error = cell(shell, "--plugins code_interpreter", "plot")
     finally:
-        magics(shell).image_hosts = [".aliyuncs.com"]
+        magics(shell).image_hosts = list(DEFAULT_IMAGE_HOSTS)
         shell.config.DashScopeMagics.pop("image_hosts", None)
     html = cap.outputs[-1].data["text/html"]
     assert error is None and _img_srcs(html) == []

@@ -14,18 +14,8 @@ import dashmagic
 from dashmagic import client
 from dashmagic.config import DEFAULT_BASE_URL, Secret
 from dashmagic.errors import ConfigError, ProtocolError, RateLimitError, RecordingMiss, TransportError
-from dashmagic.recording import (
-    REDACTED,
-    RecordingAdapter,
-    ReplayAdapter,
-    _redact_chunks,
-    fingerprint,
-    fingerprint_key,
-    image_session_for,
-    record_figure,
-    reset_replays,
-    session_for,
-)
+from dashmagic.recording import REDACTED, fingerprint, fingerprint_key, record_figure, redact_chunks, reset_replays
+from dashmagic.transport import RecordingAdapter, ReplayAdapter, image_session_for, session_for
 from dashmagic.client import build_call
 from dashmagic.scrub import MASK
 from dashmagic.testing import PLOT_OSS_PATH, TEXT_TO_IMAGE_OSS_PATH, FakeDashScope
@@ -106,14 +96,15 @@ def test_seed_exchanges_record_and_replay_under_another_host(tmp_path: Path) -> 
             _same(old, new)
 
     lines = _lines(path)
-    assert set(lines[0]) == {"dashmagic_recording", "note"} and lines[0]["dashmagic_recording"] == 1
+    assert set(lines[0]) == {"dashmagic_recording", "note"} and lines[0]["dashmagic_recording"] == 2
     exchanges = _exchanges(path)
     assert len(exchanges) == 2 * len(EXCHANGES)
     first = exchanges[0]
     assert set(first) == {"type", "request", "response", "recorded_at"}
     assert first["request"]["path"] == "/api/v1/services/aigc/text-generation/generation"
-    assert first["request"]["plugins"] == EXCHANGES[0].plugins
-    assert first["request"]["stream"] is False and exchanges[1]["request"]["stream"] is True
+    # Every X-DashScope-* header, JSON values parsed; nothing else (no Authorization, no Accept).
+    assert first["request"]["headers"] == {"x-dashscope-plugin": EXCHANGES[0].plugins}
+    assert exchanges[1]["request"]["headers"] == {"x-dashscope-plugin": EXCHANGES[0].plugins, "x-dashscope-sse": "enable"}
     assert first["request"]["body"] == {**EXCHANGES[0].request, "parameters": {"result_format": "message", "seed": 42}}
     assert first["response"]["headers"] == {"Content-Type": "application/json;charset=UTF-8"}
     assert all(e["response"]["complete"] for e in exchanges)
@@ -220,18 +211,56 @@ def test_identical_requests_replay_in_order_and_wrap_around(tmp_path: Path, fake
 def test_fingerprint_ignores_host_and_key_but_keeps_the_users_data() -> None:
     body = json.dumps({"model": "qwen-plus", "input": {"messages": []},
                        "parameters": {"seed": 7, "request_id": "volatile-1"}}).encode()
-    headers = {"X-DashScope-Plugin": '{"calculator":{}}', "x-dashscope-sse": "enable", "Authorization": "Bearer k"}
+    headers = {"X-DashScope-Plugin": '{"calculator":{},"ocr":{}}', "x-dashscope-sse": "enable",
+               "Authorization": "Bearer k", "Accept": "text/event-stream"}
     a = fingerprint("post", "http://127.0.0.1:5000/api/v1/services/x?q=1", headers, body)
+    # Another host, key, header case, JSON key order and spacing, volatile field: same request.
     b = fingerprint("POST", "https://dashscope.aliyuncs.com/api/v1/services/x",
-                    {**headers, "Authorization": "Bearer z"}, body.replace(b"volatile-1", b"volatile-2"))
-    assert a == b
-    assert a == {"method": "POST", "path": "/api/v1/services/x", "plugins": {"calculator": {}}, "stream": True,
+                    {"x-dashscope-plugin": '{ "ocr": {}, "calculator": {} }', "X-DashScope-SSE": " enable",
+                     "Authorization": "Bearer z"}, body.replace(b"volatile-1", b"volatile-2"))
+    assert fingerprint_key(a) == fingerprint_key(b)
+    assert a == {"method": "POST", "path": "/api/v1/services/x",
+                 "headers": {"x-dashscope-plugin": {"calculator": {}, "ocr": {}}, "x-dashscope-sse": "enable"},
                  "body": {"model": "qwen-plus", "input": {"messages": []}, "parameters": {"seed": 7}}}
     c = fingerprint("POST", "https://dashscope.aliyuncs.com/api/v1/services/x", headers, body.replace(b"7", b"8"))
     assert fingerprint_key(c) != fingerprint_key(a)
+    d = fingerprint("POST", "https://h/api/v1/services/x", {**headers, "X-DashScope-Plugin": '{"ocr":{}}'}, body)
+    assert fingerprint_key(d) != fingerprint_key(a)  # another header value is another request
     assert fingerprint_key(a) == json.dumps(a, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    assert fingerprint("GET", "http://h/p", {}, None) == {
-        "method": "GET", "path": "/p", "plugins": {}, "stream": False, "body": None}
+    assert fingerprint("GET", "http://h/p", {}, None) == {"method": "GET", "path": "/p", "headers": {}, "body": None}
+
+
+def test_no_header_is_known_by_name_outside_the_format_1_reader() -> None:
+    """Record and replay are generic: the wire format's headers live with the wire format."""
+    import dashmagic
+
+    root = Path(dashmagic.__file__).parent
+    for path in [*(root / "recording").glob("*.py"), *(root / "transport").glob("*.py")]:
+        text = path.read_text(encoding="utf-8").lower()
+        if path.name != "legacy.py":
+            assert "x-dashscope-plugin" not in text and "x-dashscope-sse" not in text, path.name
+
+
+def test_format_1_recordings_still_replay(tmp_path: Path, fake) -> None:
+    """A format-1 line stored two headers as `plugins` and `stream`; it answers as before."""
+    path = tmp_path / "v2.jsonl"
+    exchange = BY_NAME["calculator"]
+    session = session_for("record", path, key=Secret(fake.api_key))
+    live = client.run(user_prompt(exchange), **_kwargs(exchange, fake.base_url, fake.api_key, session))
+    live_stream = list(client.stream(user_prompt(exchange), **_kwargs(exchange, fake.base_url, fake.api_key, session)))
+    old = tmp_path / "v1.jsonl"
+    lines = _lines(path)
+    lines[0]["dashmagic_recording"] = 1
+    for line in lines[1:]:
+        headers = line["request"].pop("headers")
+        line["request"]["plugins"] = headers.get("x-dashscope-plugin", {})
+        line["request"]["stream"] = headers.get("x-dashscope-sse") == "enable"
+    old.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    replay = session_for("replay", old)
+    _same(client.run(user_prompt(exchange), **_kwargs(exchange, DEFAULT_BASE_URL, OFFLINE, replay)), live)
+    again = list(client.stream(user_prompt(exchange), **_kwargs(exchange, DEFAULT_BASE_URL, OFFLINE, replay)))
+    assert len(again) == len(live_stream)
+    _same(again[-1], live_stream[-1])
 
 
 def test_recording_miss_is_raised_unwrapped_with_an_actionable_message(tmp_path: Path, fake) -> None:
@@ -298,11 +327,11 @@ def test_the_key_never_reaches_the_file_even_when_the_service_echoes_it(tmp_path
 
 def test_redaction_survives_a_key_split_across_chunks() -> None:
     chunks = [b"data: abc sk-se", b"cret-key-1 tail\n\n", b"id:2 Bearer sk-secret-key-1\n\n", b'growing "sk-secret-k"']
-    out = _redact_chunks(chunks, ["sk-secret-key-1"])
+    out = redact_chunks(chunks, ["sk-secret-key-1"])
     # The boundary inside the key moves to its end; a long prefix (a growing snapshot) goes too.
     assert out == [b"data: abc <redacted>", b" tail\n\n", b"id:2 <redacted>\n\n", b'growing "<redacted>"']
-    assert _redact_chunks(chunks, ["absent-key"]) is chunks
-    assert _redact_chunks([b"sk-test and sk-tes"], ["sk-test"]) == [b"<redacted> and sk-tes"]
+    assert redact_chunks(chunks, ["absent-key"]) is chunks
+    assert redact_chunks([b"sk-test and sk-tes"], ["sk-test"]) == [b"<redacted> and sk-tes"]
 
 
 # -- errors and broken streams -------------------------------------------------------------------
@@ -476,7 +505,7 @@ def test_session_for_modes_and_their_errors(tmp_path: Path) -> None:
     recording = session_for("record", tmp_path / "deep" / "er" / "new.jsonl")
     assert isinstance(recording.get_adapter("http://127.0.0.1"), RecordingAdapter)
     assert isinstance(recording.get_adapter("https://dashscope.aliyuncs.com"), RecordingAdapter)
-    assert _lines(tmp_path / "deep" / "er" / "new.jsonl")[0]["dashmagic_recording"] == 1
+    assert _lines(tmp_path / "deep" / "er" / "new.jsonl")[0]["dashmagic_recording"] == 2
     replay = session_for("replay", [tmp_path / "deep" / "er" / "new.jsonl"])
     assert isinstance(replay.get_adapter("https://dashscope.aliyuncs.com"), ReplayAdapter)
 
@@ -496,7 +525,7 @@ def test_demo_recordings_resolve_lazily() -> None:
 def test_malformed_or_newer_recordings_are_config_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"dashmagic_recording": 1}\n{not json\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match="Line 2"):
+    with pytest.raises(ConfigError, match="damaged at line 2"):
         session_for("replay", bad)
     newer = tmp_path / "newer.jsonl"
     newer.write_text('{"dashmagic_recording": 99}\n', encoding="utf-8")

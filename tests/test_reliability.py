@@ -349,6 +349,139 @@ def test_api_bad_inputs_raise_config_errors(fake_dashscope) -> None:
     assert fake_dashscope.generation_requests == []
 
 
+# -- recordings and record destinations ------------------------------------------------------------
+# A recording is untrusted input (it may be shared, hand-edited or cut by a crash): every damaged
+# line is one short line naming the file and the line, raised when the session is made, before
+# anything is sent. ``damage`` rewrites a good exchange line (a JSON object) into the bad one.
+@dataclass(frozen=True)
+class BadRecording:
+    id: str
+    situation: str
+    damage: Callable[[dict[str, Any]], Any]
+    message: str
+    torn: bool = False  # the file ends inside this line (no newline, not valid JSON)
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], Any]:
+    def damage(line: dict[str, Any]) -> Any:
+        *parents, last = path.split(".")
+        target = line
+        for name in parents:
+            target = target[name]
+        target[last] = value
+        return line
+    return damage
+
+
+BAD_RECORDINGS: list[BadRecording] = [
+    BadRecording("chunks-ints", "chunks that are numbers", _set("response.chunks", [1, 2]),
+                 "response.chunks[0] is the number 1, not text"),
+    BadRecording("response-string", "a response that is a string", _set("response", "abc"),
+                 "response is text, not an object"),
+    BadRecording("response-list", "a response that is a list", _set("response", [1, 2]),
+                 "response is a list, not an object"),
+    BadRecording("header-pairs", "response headers as a list of pairs of numbers", _set("response.headers", [[1, 2]]),
+                 "response.headers is a list, not an object"),
+    BadRecording("header-int", "a response header value that is a number", _set("response.headers", {"Retry-After": 5}),
+                 "response.headers['Retry-After'] is the number 5, not text"),
+    BadRecording("error-text", 'error: "abc"', _set("response.error", "abc"), "response.error is text, not an object"),
+    BadRecording("error-kind", "an unknown error kind", _set("response.error", {"kind": "boom", "message": ""}),
+                 "response.error.kind 'boom' is not one of"),
+    BadRecording("status-text", "a status that is text", _set("response.status", "200"),
+                 "response.status is text, not an HTTP status"),
+    BadRecording("bad-base64", "chunks_b64 that is not base64", _set("response", {"status": 200, "chunks_b64": ["%%"]}),
+                 "response.chunks_b64[0] is not base64"),
+    BadRecording("request-list", "a request that is a list", _set("request", []), "request is a list, not an object"),
+    BadRecording("deep", "a line nested 100,000 deep", lambda line: "[" * 100_000 + "]" * 100_000,
+                 "it is nested too deeply"),
+    BadRecording("torn", "a torn last line (the file ends inside it)", lambda line: line, "the line is cut short",
+                 torn=True),
+]
+
+_GOOD_LINE: dict[str, Any] = {
+    "type": "exchange",
+    "request": {"method": "POST", "path": "/api/v1/x", "headers": {}, "body": {"model": "m"}},
+    "response": {"status": 200, "headers": {"Content-Type": "application/json"}, "chunks": ["{}"], "complete": True},
+}
+
+
+def _damaged_file(tmp_path: Path, row: BadRecording) -> Path:
+    import copy
+    import json
+
+    bad = row.damage(copy.deepcopy(_GOOD_LINE))
+    text = bad if isinstance(bad, str) else json.dumps(bad)
+    path = tmp_path / "shared.jsonl"
+    body = json.dumps({"dashmagic_recording": 2}) + "\n" + json.dumps(_GOOD_LINE) + "\n"
+    path.write_text(body + (text[: len(text) // 2] if row.torn else text + "\n"), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("row", BAD_RECORDINGS, ids=[r.id for r in BAD_RECORDINGS])
+def test_bad_recording(shell, tmp_path: Path, row: BadRecording) -> None:
+    from IPython.utils.capture import capture_output
+
+    path = _damaged_file(tmp_path, row)
+    with capture_output() as cap:
+        result = shell.run_cell(f"%%dashscope --replay {path}\nhi")
+    error = result.error_in_exec
+    assert type(error) is ConfigError, (error, cap.stdout)
+    message = str(error)
+    assert row.message in message and f"{str(path)!r} is damaged at line 3" in message, message
+    assert "\n" not in message and len(message) < 300
+    printed = [line for line in (cap.stdout + cap.stderr).splitlines() if line.strip()]
+    assert len(printed) == 1 and "Traceback" not in cap.stdout + cap.stderr, printed
+
+
+@dataclass(frozen=True)
+class BadDestination:
+    id: str
+    situation: str
+    mode: str
+    path: Callable[[Path], str]
+    message: str
+
+
+def _file_as_folder(tmp_path: Path) -> str:
+    (tmp_path / "notes.txt").write_text("a file", encoding="utf-8")
+    return str(tmp_path / "notes.txt" / "rec.jsonl")
+
+
+BAD_DESTINATIONS: list[BadDestination] = [
+    BadDestination("record-empty", "`--record ''`", "record", lambda tmp: "", "--record needs a file path"),
+    BadDestination("replay-empty", "`--replay ''`", "replay", lambda tmp: "", "--replay needs a file path"),
+    BadDestination("record-folder", "`--record DIR` (a folder)", "record", lambda tmp: str(tmp), "is a folder"),
+    BadDestination("record-under-file", "`--record FILE/x.jsonl` (a file where a folder should be)", "record",
+                   _file_as_folder, "is a file, not a folder"),
+]
+
+
+@pytest.mark.parametrize("row", BAD_DESTINATIONS, ids=[r.id for r in BAD_DESTINATIONS])
+def test_bad_record_destination_is_refused_before_sending(fake_dashscope, tmp_path: Path, row: BadDestination) -> None:
+    from dashmagic.transport import open_sessions, session_for
+
+    before = open_sessions()
+    with pytest.raises(ConfigError) as info:
+        session_for(row.mode, row.path(tmp_path))
+    assert row.message in str(info.value) and "\n" not in str(info.value)
+    assert open_sessions() == before and fake_dashscope.generation_requests == []
+
+
+def test_a_recording_that_fails_after_the_answer_keeps_the_answer(fake_dashscope, tmp_path: Path) -> None:
+    from dashmagic.transport import session_for
+
+    path = tmp_path / "rec.jsonl"
+    failures: list[str] = []
+    with session_for("record", path, on_error=failures.append) as session:
+        path.unlink()
+        path.mkdir()  # the disk changed under the kernel: the line cannot be written
+        trace = dashmagic.run(CALC, plugins=["calculator"], seed=42, api_key="sk-test",
+                              base_url=fake_dashscope.base_url, session=session)
+    assert trace.ok and "1219253925" in trace.text
+    assert len(failures) == 1 and "Cannot write the recording file" in failures[0] and "\n" not in failures[0]
+    assert session.get_adapter("http://x").errors == failures
+
+
 # -- the document ---------------------------------------------------------------------------------
 def _fault_row(f: Fault) -> str:
     outcome = f"`{f.error.__name__}`" if f.error else "completes"
@@ -400,6 +533,27 @@ def render_doc() -> str:
         *(_bad_input_row(b) for b in BAD_INPUTS),
         "",
         *_pending_note(),
+        "## Recordings",
+        "",
+        "A recording is untrusted input: shared, hand-edited or cut by a crash. A damaged line is a",
+        "`ConfigError` of one line naming the file and the line, raised when the replay session is made",
+        "(`%%dashscope --replay PATH`), before anything is sent; never a traceback.",
+        "",
+        "| the recording holds | error | message contains |",
+        "|---|---|---|",
+        *(f"| {r.situation} | `ConfigError` | {_cell(r.message)} |" for r in BAD_RECORDINGS),
+        "",
+        "The record destination is checked when the session is made (`dashmagic.transport.session_for`,",
+        "`check_record_destination`), before the billable request is sent:",
+        "",
+        "| destination | error | message contains |",
+        "|---|---|---|",
+        *(f"| {d.situation} | `ConfigError` | {_cell(d.message)} |" for d in BAD_DESTINATIONS),
+        "",
+        "If writing the recording fails after the answer arrived (disk full, the file replaced), the",
+        "answer is kept: the recording adapter never raises into the reading of the reply; it reports",
+        "`Cannot write the recording file …` to its `on_error` callback and keeps it in `errors`.",
+        "",
     ]
     return "\n".join(lines)
 

@@ -73,18 +73,15 @@ def record_demo(path: Path = DEMO_PATH) -> Path:
     import dashmagic
 
     from ..config import Secret
-    from ..recording import RecordingAdapter
-    from ..transport import new_session
+    from ..transport import RecordingAdapter, new_session
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    with FakeDashScope(rewrite_figure_urls=False) as fake:
-        adapter = RecordingAdapter(path, Secret(fake.api_key), note=SEED_NOTE)
-        session = new_session()
-        session.mount("http://", adapter)
+    with FakeDashScope(rewrite_figure_urls=False) as fake, new_session() as session:
+        session.mount("http://", RecordingAdapter(path, Secret(fake.api_key), note=SEED_NOTE))
         for exchange in load_exchanges():
             prompt, files = _prompt(exchange)
-            kwargs = dict(plugins=exchange.plugins, seed=42, files=files, api_key=fake.api_key,
+            kwargs: dict[str, Any] = dict(plugins=exchange.plugins, seed=42, files=files, api_key=fake.api_key,
                           base_url=fake.base_url, session=session)
             dashmagic.run(prompt, **kwargs)
             list(dashmagic.stream(prompt, **kwargs))
@@ -114,10 +111,10 @@ def record_notebook(
     with FakeDashScope(rewrite_figure_urls=False) as fake:
         for reply in replies:
             fake.queue_reply(reply)
-        from ..recording import RecordingAdapter
         from ..config import Secret
+        from ..transport import RecordingAdapter
 
-        RecordingAdapter(recording, Secret(fake.api_key), note=note)  # writes the header
+        RecordingAdapter(recording, Secret(fake.api_key), note=note).close()  # writes the header
         env = {
             "DASHMAGIC_MODE": "record",
             "DASHMAGIC_RECORDINGS": str(recording.resolve()),

@@ -1,9 +1,14 @@
-"""The seam between dashmagic and the network: a ``requests.Session`` and its adapters.
+"""Sending one Call: the live ``requests`` sessions, the key's auth hook, error translation.
 
 Live calls use requests' own ``HTTPAdapter`` (no urllib3 retries: retries are done, and
 shown, by the client). Record and replay mount other adapters on the same seam
-(:mod:`dashmagic.recording`), so everything above the transport runs the same code whether
+(:mod:`.record`, :mod:`.replay`), so everything above the transport runs the same code whether
 the bytes come from DashScope, the loopback fake or a recording.
+
+Sessions belong to whoever asked for them: every session made here is counted by
+:func:`open_sessions` until its ``close()``. The connection pool of live calls is one
+process-wide adapter that closing a session leaves open (:func:`pooled_session`), so repeated
+calls still reuse the TLS connection.
 
 Every requests/urllib3 exception is translated here into :mod:`dashmagic.errors` types,
 ``from None``: the original chain holds frames whose locals include prepared headers.
@@ -12,21 +17,27 @@ Every requests/urllib3 exception is translated here into :mod:`dashmagic.errors`
 from __future__ import annotations
 
 import threading
+import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator, Union
+from typing import Union
 
-from .config import Secret
-from .errors import TimeoutError, TransportError
-from .request import Call
+import requests
+from requests.adapters import HTTPAdapter
 
-if TYPE_CHECKING:
-    import requests
+from ..config import Secret
+from ..errors import TimeoutError, TransportError
+from ..request import Call
 
 __all__ = [
     "Timeout",
     "DEFAULT_TIMEOUT",
     "KeyAuth",
+    "OwnedSession",
     "new_session",
+    "open_sessions",
+    "owned_session",
+    "pooled_session",
     "shared_session",
     "send",
     "body_errors",
@@ -63,29 +74,87 @@ class KeyAuth:
         return f"KeyAuth({self._key!r})"
 
 
-def new_session() -> requests.Session:
-    """A session for DashScope calls: no urllib3 retries, no proxies' credentials in reprs."""
-    import requests
-    from requests.adapters import HTTPAdapter
+_open: weakref.WeakSet[requests.Session] = weakref.WeakSet()
+_open_lock = threading.Lock()
 
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=0, pool_connections=2, pool_maxsize=4)
+
+class OwnedSession(requests.Session):
+    """A session dashmagic made for a caller, who closes it; counted until then."""
+
+    def close(self) -> None:
+        with _open_lock:
+            _open.discard(self)
+        super().close()
+
+
+def owned_session(*, trust_env: bool = True) -> requests.Session:
+    """A new, counted session with requests' default adapters."""
+    session = OwnedSession()
+    session.trust_env = trust_env
+    with _open_lock:
+        _open.add(session)
+    return session
+
+
+def open_sessions() -> int:
+    """How many sessions dashmagic made and their owners have not closed yet (a test's leak
+    check: compare before and after). The process-wide :func:`shared_session` is not counted."""
+    with _open_lock:
+        return len(_open)
+
+
+def _new_adapter() -> HTTPAdapter:
+    return HTTPAdapter(max_retries=0, pool_connections=2, pool_maxsize=4)
+
+
+def new_session() -> requests.Session:
+    """A counted session for DashScope calls with its own pool: no urllib3 retries."""
+    session = owned_session()
+    adapter = _new_adapter()
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
 
 
+class _ProcessPool(HTTPAdapter):
+    """The one pool of live connections, mounted on many sessions: closing one keeps it."""
+
+    def close(self) -> None:
+        pass  # the pool lives as long as the process; urllib3 closes its sockets at exit
+
+
+_pool: _ProcessPool | None = None
 _shared: requests.Session | None = None
 _shared_lock = threading.Lock()
 
 
+def _process_pool() -> _ProcessPool:
+    global _pool
+    with _shared_lock:
+        if _pool is None:
+            _pool = _ProcessPool(max_retries=0, pool_connections=2, pool_maxsize=4)
+        return _pool
+
+
+def pooled_session() -> requests.Session:
+    """A counted session on the process-wide pool: the caller closes it, the pool stays warm."""
+    pool = _process_pool()
+    session = owned_session()
+    session.mount("https://", pool)
+    session.mount("http://", pool)
+    return session
+
+
 def shared_session() -> requests.Session:
-    """One pooled session per process for live calls, as the official SDK keeps: repeated calls
-    reuse the TLS connection instead of paying a new handshake each time."""
+    """One session per process for live calls made without a session, as the official SDK
+    keeps: repeated calls reuse the TLS connection instead of paying a new handshake each time."""
     global _shared
+    pool = _process_pool()
     with _shared_lock:
         if _shared is None:
-            _shared = new_session()
+            _shared = requests.Session()
+            _shared.mount("https://", pool)
+            _shared.mount("http://", pool)
         return _shared
 
 
@@ -96,8 +165,6 @@ def send(
     timeout: tuple[float, float],
 ) -> requests.Response:
     """POST the call; translate failures before a response into TransportError/TimeoutError."""
-    import requests
-
     try:
         return session.post(
             call.url,
@@ -134,7 +201,6 @@ def send(
 @contextmanager
 def body_errors(call: Call, timeout: tuple[float, float]) -> Iterator[None]:
     """Translate failures while reading a response body (the response had started)."""
-    import requests
     import urllib3.exceptions
 
     broken = (
