@@ -29,6 +29,12 @@ __all__ = [
     "ResultView",
     "NoCodeBlocks",
     "NoFigures",
+    "Reasoning",
+    "CodeExecution",
+    "Source",
+    "SearchResults",
+    "FunctionCall",
+    "UnknownPart",
     "Trace",
     "TraceStatus",
     "FrozenMap",
@@ -284,7 +290,81 @@ class Answer:
     kind: Literal["answer"] = "answer"
 
 
-Step = Union[Thought, PluginCall, PluginResult, Answer]
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """The model's thinking (``message.reasoning_content``, today's generation): shown while it
+    streams, folded once the answer starts. Thinking resumes after each tool run, so a trace may
+    hold several, in order with the code they surround."""
+
+    text: str
+    kind: Literal["reasoning"] = "reasoning"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeExecution:
+    """Code the built-in code interpreter ran (an entry of ``output.tool_info``).
+
+    The service returns only the code: no output, no result, no figure (protocol-current §4).
+    ``index`` is the entry's position in the cumulative ``tool_info`` list.
+    """
+
+    code: str
+    index: int = 0
+    language: str = "python"
+    kind: Literal["code_execution"] = "code_execution"
+
+    @property
+    def code_blocks(self) -> tuple[CodeBlock, ...]:
+        return (CodeBlock(self.code, self.language),) if self.code else ()
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One web-search result (``output.search_info.search_results[]``). ``icon`` is never fetched."""
+
+    index: int
+    title: str = ""
+    url: str = ""
+    site_name: str = ""
+    icon: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    """The sources a web search used; citation markers in the answer (``[1]``, ``[ref_1]``) point
+    at their ``index``. ``extra`` holds ``extra_tool_info`` entries as sent."""
+
+    sources: tuple[Source, ...] = ()
+    extra: tuple[Any, ...] = ()
+    kind: Literal["search"] = "search"
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCall:
+    """A function the model asks the caller to run (``message.tool_calls[i]``, joined per
+    ``index`` across deltas). ``arguments`` is the parsed JSON once it parses, else None with
+    ``arguments_error`` saying why (still arriving, or not JSON)."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments_raw: str = ""
+    arguments: Any = None
+    arguments_error: str | None = None
+    kind: Literal["function_call"] = "function_call"
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownPart:
+    """A part of the reply dashmagic does not know (an ``output`` or message key, a tool type):
+    shown generically and safely, never dropped. ``where`` says where it was found."""
+
+    where: str
+    value: Any = None
+    kind: Literal["unknown"] = "unknown"
+
+
+Step = Union[Thought, PluginCall, PluginResult, Answer, Reasoning, CodeExecution, SearchResults, FunctionCall, UnknownPart]
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +374,10 @@ class Usage:
     total_tokens: int | None = None
     #: ``usage.plugins`` as ``{plugin: count}``, when the service reported it.
     plugins: Mapping[str, int] = field(default_factory=lambda: EMPTY_MAP)
+    #: ``usage.output_tokens_details.reasoning_tokens`` (thinking models).
+    reasoning_tokens: int | None = None
+    #: ``usage.prompt_tokens_details.cached_tokens`` (context cache hits).
+    cached_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,8 +461,30 @@ class Trace:
 
     @property
     def code_blocks(self) -> tuple[CodeBlock, ...]:
-        """Code the model asked ``code_interpreter`` to run (display only: never executed)."""
-        return tuple(block for s in self.plugin_calls if s.view is not None for block in s.view.code_blocks)
+        """Code the model ran or asked to run, in order: the ``code_interpreter`` plugin's calls and
+        the built-in interpreter's executions (display only: never executed)."""
+        blocks: list[CodeBlock] = []
+        for step in self.steps:
+            if isinstance(step, PluginCall) and step.view is not None:
+                blocks.extend(step.view.code_blocks)
+            elif isinstance(step, CodeExecution):
+                blocks.extend(step.code_blocks)
+        return tuple(blocks)
+
+    @property
+    def reasoning(self) -> str:
+        """All the model's thinking, in order (empty when it did not think)."""
+        return "\n\n".join(s.text for s in self.steps if isinstance(s, Reasoning))
+
+    @property
+    def function_calls(self) -> tuple[FunctionCall, ...]:
+        """Functions the model asks the caller to run (``finish_reason: tool_calls``)."""
+        return tuple(s for s in self.steps if isinstance(s, FunctionCall))
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        """Web-search sources, in the order the service listed them."""
+        return tuple(src for s in self.steps if isinstance(s, SearchResults) for src in s.sources)
 
     @property
     def figures(self) -> tuple[Figure, ...]:
