@@ -35,6 +35,7 @@ from ._common import (
     format_size,
     group_steps,
     image_problem,
+    mark_invisible,
     plugin_label,
     pretty_json,
     redact,
@@ -218,4 +219,5 @@ def render_text(trace: Trace, images: Images | None = None) -> str:
     )
     if footer:
         lines.append(footer)
-    return "\n".join(lines)
+    # Last, so every line shown (code, thoughts, arguments, results) gets the Trojan-Source mark.
+    return mark_invisible("\n".join(lines))
