@@ -163,6 +163,12 @@ _RULES: tuple[tuple[str, str], ...] = (
     (" .dm-error-type", "font-weight:600;margin-right:.2em"),
     (" .dm-error-message", "white-space:pre-wrap;overflow-wrap:anywhere"),
     (" .dm-warning", "margin:2px 0 4px"),
+    # A bidi control or invisible character from the model, shown as a marked escape.
+    (
+        " .dm-invisible",
+        "color:var(--jp-warn-color0,#b35900);background:rgba(255,152,0,.16);"
+        f"border-radius:3px;padding:0 .1em;font-family:{_MONO};font-size:.85em",
+    ),
     (" .dm-status", f"color:{_MUTED};font-size:.85em;font-style:italic;margin:4px 0"),
     (
         " .dm-status::before",

@@ -16,19 +16,36 @@ Security rules (everything from the model or a plugin is untrusted):
 
 from __future__ import annotations
 
+import html as _html
 import re
 from typing import Any
 
 from ..trace import Trace
-from ._common import Images, clean, error_parts, footer_parts, group_steps, redact, url_label
+from ._common import (
+    INVISIBLE,
+    Images,
+    clean,
+    error_parts,
+    footer_parts,
+    group_steps,
+    has_invisible,
+    invisible_name,
+    mark_invisible,
+    redact,
+    url_label,
+)
 from ._html_kit import esc, link
 from ._style import CSS
 from .steps import step_view
 
-__all__ = ["render_html", "esc", "link", "highlight_code"]
+__all__ = ["render_html", "esc", "link", "highlight_code", "mark_invisible_html", "HIGHLIGHT_LIMIT"]
 
 _formatter: Any = None
 _LANG = re.compile(r"[A-Za-z0-9_+#.-]{1,32}")
+_INVISIBLE_CHAR = re.compile("[" + "".join(sorted(INVISIBLE)) + "]")
+#: Longer code is shown escaped but not highlighted: Pygments is linear but costs ~5 µs a
+#: character, and no real code_interpreter call is anywhere near this long.
+HIGHLIGHT_LIMIT = 100_000
 
 
 # -- code --------------------------------------------------------------------------------
@@ -49,9 +66,43 @@ def highlight_code(code: str, language: str = "python") -> str:
         lexer = get_lexer_by_name(clean(language) or "python", stripnl=False)
     except ClassNotFound:
         lexer = TextLexer(stripnl=False)
-    body = highlight(redact(clean(code)), lexer, _formatter).rstrip("\n")
+    text = redact(clean(code))
+    if len(text) > HIGHLIGHT_LIMIT:
+        body = _html.escape(text, quote=True).rstrip("\n")
+    else:
+        body = highlight(text, lexer, _formatter).rstrip("\n")
     lang = language if _LANG.fullmatch(language) else "text"
     return f'<pre class="dm-code"><code class="language-{lang}">{body}</code></pre>'
+
+
+# -- Trojan Source: invisible characters made visible ---------------------------------------
+
+# A tag of this module's (or nh3's) output: attribute values are double-quoted and may hold ">".
+_TAG = re.compile(r'<[^>"]*(?:"[^"]*"[^>"]*)*>')
+
+
+def _invisible_span(m: re.Match[str]) -> str:
+    char = m.group()
+    return f'<span class="dm-invisible" title="{invisible_name(char)}">⟨U+{ord(char):04X}⟩</span>'
+
+
+def mark_invisible_html(markup: str) -> str:
+    """Bidi controls and invisible characters in ``markup`` as marked, visible escapes.
+
+    Run once over the finished HTML, so code (after Pygments), answers (after Markdown and nh3),
+    thoughts, arguments and results are all covered. In text a character becomes a
+    ``<span class="dm-invisible">``; inside a tag (an ``alt`` or ``title``) it becomes the
+    plain ``⟨U+202E⟩`` form, since markup cannot go there.
+    """
+    if not has_invisible(markup):
+        return markup
+    out, pos = [], 0
+    for tag in _TAG.finditer(markup):
+        out.append(_INVISIBLE_CHAR.sub(_invisible_span, markup[pos : tag.start()]))
+        out.append(mark_invisible(tag.group()))
+        pos = tag.end()
+    out.append(_INVISIBLE_CHAR.sub(_invisible_span, markup[pos:]))
+    return "".join(out)
 
 
 # -- the frame around the steps -------------------------------------------------------------
@@ -97,4 +148,4 @@ def render_html(trace: Trace, images: Images | None = None) -> str:
     parts += [f'<div class="dm-note">{esc(note)}</div>' for note in trace.notes]
     parts.append(_render_footer(trace))
     parts.append("</div>")
-    return "\n".join(p for p in parts if p)
+    return mark_invisible_html("\n".join(p for p in parts if p))

@@ -17,7 +17,7 @@ step's lines come from its view in :mod:`.steps`; each plugin's from its spec.
 from __future__ import annotations
 
 from ..trace import Trace
-from ._common import Images, error_line, footer_parts, group_steps, strip_query
+from ._common import Images, error_line, footer_parts, group_steps, mark_invisible, strip_query
 from ._text_kit import safe
 from .steps import step_view
 
@@ -48,4 +48,5 @@ def render_text(trace: Trace, images: Images | None = None) -> str:
     )
     if footer:
         lines.append(footer)
-    return "\n".join(lines)
+    # Last, so every line shown (code, thoughts, arguments, results) gets the Trojan-Source mark.
+    return mark_invisible("\n".join(lines))
