@@ -189,6 +189,14 @@ def send(
             phase="read",
             url=call.url,
         )
+    except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL, ValueError, UnicodeError) as exc:
+        # Their messages quote the offending header, which may be "Authorization: Bearer <key>":
+        # name only the kind of problem. (Raised after the except block: no chain, no frames.)
+        error = TransportError(
+            f"The request to {_host(call.url)} could not be encoded ({type(exc).__name__}): a header or the "
+            "URL holds characters HTTP cannot carry. Check the key, the base URL and the plugin names.",
+            url=call.url,
+        )
     except requests.exceptions.RequestException as exc:
         error = TransportError(
             f"Could not reach {_host(call.url)}: {_reason(exc)}. Check the network connection and "
