@@ -57,9 +57,9 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     renames it, this fails loudly instead of silently comparing bytes again.
     """
     try:
-        from nbval.plugin import IPyNbCell
+        from nbval.plugin import IPyNbCell  # type: ignore[import-untyped]
     except ImportError:  # nbval not installed: nothing collects notebooks
         return
     if isinstance(item, IPyNbCell):
         assert callable(getattr(item, "compare_outputs", None)), "nbval renamed compare_outputs"
-        item.compare_outputs = _semantic(item.compare_outputs)  # type: ignore[method-assign]
+        item.compare_outputs = _semantic(item.compare_outputs)

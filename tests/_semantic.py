@@ -176,26 +176,38 @@ def _text(value: str, preserve: bool, before: Token | None, after: Token | None)
     return value
 
 
+def _indent(depth: int) -> str:
+    # Cosmetic (end tags are explicit), and capped so that deep nesting stays linear in size.
+    return "  " * min(depth, 32)
+
+
 def canonical_html(text: str) -> str:
     """``text`` (an HTML fragment) in the canonical form described in the module docstring."""
     tokens = _tokens(text)
     rules = _pre_rules(tokens)
     lines: list[str] = []
     stack: list[tuple[str, bool]] = []  # (open tag, preserves whitespace)
+    open_count: dict[str, int] = {}  # how often each tag is on the stack: end tags stay O(1) amortised
     for i, (kind, value, attrs) in enumerate(tokens):
-        indent = "  " * len(stack)
+        indent = _indent(len(stack))
         if kind == "start":
             shown = "".join(_attribute(k, v) for k, v in sorted(attrs, key=lambda a: a[0]))
             lines.append(f"{indent}<{value}{shown}>")
             if value not in _VOID:
                 parent = stack[-1][1] if stack else False
                 stack.append((value, _preserves(value, dict(attrs), rules, parent)))
+                open_count[value] = open_count.get(value, 0) + 1
         elif kind == "end":
-            # Close up to the matching open tag, as a browser would; a stray end tag closes nothing.
-            names = [name for name, _ in stack]
-            if value in names:
-                del stack[len(names) - 1 - names[::-1].index(value):]
-            lines.append(f"{'  ' * len(stack)}</{value}>")
+            # Close up to the matching open tag, as a browser would, writing each element it closes
+            # (so structure never rests on indentation); a stray end tag closes nothing.
+            while open_count.get(value):
+                name, _ = stack.pop()
+                open_count[name] -= 1
+                lines.append(f"{_indent(len(stack))}</{name}>")
+                if name == value:
+                    break
+            else:
+                lines.append(f"{_indent(len(stack))}</{value}>")
         else:
             preserve = bool(stack) and stack[-1][1]
             before = tokens[i - 1] if i else None
