@@ -31,6 +31,9 @@ from dashmagic.testing import (
 from dashmagic.testing.pytest_plugin import fake_dashscope  # noqa: F401 - the fixture under test
 
 SEED_PAGE = Path(__file__).resolve().parents[1].parent / "shared" / "seed" / "plugin-call-examples.txt"
+# The page's seven curl requests and response bodies, verbatim, carried so the checks below run on
+# every machine; test_seed_excerpt_is_verbatim_from_the_seed_page proves where it came from.
+SEED_EXCERPT = Path(__file__).resolve().parent / "data" / "plugin-call-examples.excerpt.txt"
 EXCHANGES = {e.name: e for e in load_exchanges()}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -130,10 +133,46 @@ def _seed_blocks(text: str) -> tuple[list[Any], list[Any], list[Any]]:
     return plugins, bodies, responses
 
 
-def test_exchanges_json_equals_every_block_of_the_seed_page() -> None:
+def _seed_excerpt(page: str) -> str:
+    """The vendor page's curl commands and response blocks, byte for byte, in page order."""
+    decoder = json.JSONDecoder()
+    spans: list[tuple[int, int]] = []
+    for m in re.finditer(r"(?m)^curl ", page):
+        data = page.index("--data-raw '", m.start()) + len("--data-raw '")
+        end = decoder.raw_decode(page, data)[1]
+        assert page[end] == "'", page[m.start():end + 1]
+        spans.append((m.start(), end + 1))
+    spans += [(m.start(), decoder.raw_decode(page, m.start())[1]) for m in re.finditer(r"(?m)^\{\s*$", page)]
+    return SEED_EXCERPT_HEADER + "\n\n".join(page[a:b] for a, b in sorted(spans)) + "\n"
+
+
+SEED_EXCERPT_HEADER = (
+    "# Verbatim excerpt of DashScope's documentation page of plugin call examples: its seven curl\n"
+    "# requests and their response bodies, byte for byte, in page order (nothing else of the page).\n"
+    "# tests/test_fake_server.py checks dashmagic/testing/exchanges.json and the fake's JSON against\n"
+    "# it; in the development checkout it also checks that this file is exactly what _seed_excerpt()\n"
+    "# takes from ../shared/seed/plugin-call-examples.txt.\n\n"
+)
+
+
+def test_seed_excerpt_is_verbatim_from_the_seed_page() -> None:
+    """Provenance of the carried excerpt; the checks that use it run everywhere (below)."""
     if not SEED_PAGE.exists():
-        pytest.skip(f"seed page not found at {SEED_PAGE} (only present in the development checkout)")
-    plugins, bodies, responses = _seed_blocks(SEED_PAGE.read_text(encoding="utf-8"))
+        pytest.skip(
+            f"seed page not found at {SEED_PAGE} (only beside the development checkout): this checks "
+            "only where tests/data/plugin-call-examples.excerpt.txt came from; the transcription and "
+            "byte-for-byte tests run from that excerpt anyway"
+        )
+    page = SEED_PAGE.read_text(encoding="utf-8")
+    assert SEED_EXCERPT.read_text(encoding="utf-8") == _seed_excerpt(page), (
+        "regenerate: python -c 'import sys; sys.path.insert(0, \"tests\"); import test_fake_server as t; "
+        "t.SEED_EXCERPT.write_text(t._seed_excerpt(t.SEED_PAGE.read_text(encoding=\"utf-8\")), encoding=\"utf-8\")'"
+    )
+    assert _seed_blocks(page) == _seed_blocks(SEED_EXCERPT.read_text(encoding="utf-8"))
+
+
+def test_exchanges_json_equals_every_block_of_the_seed_page() -> None:
+    plugins, bodies, responses = _seed_blocks(SEED_EXCERPT.read_text(encoding="utf-8"))
     stored = json.loads(EXCHANGES_PATH.read_text(encoding="utf-8"))
     assert len(responses) == len(bodies) == len(plugins) == len(stored) == 7
     assert [e["response"] for e in stored] == responses
@@ -158,9 +197,7 @@ def test_exchange_names_and_shape() -> None:
 
 
 def test_json_indent_4_reproduces_the_seed_page_byte_for_byte() -> None:
-    if not SEED_PAGE.exists():
-        pytest.skip(f"seed page not found at {SEED_PAGE}")
-    page = SEED_PAGE.read_bytes()
+    page = SEED_EXCERPT.read_bytes()
     with FakeDashScope(rewrite_figure_urls=False, json_indent=4) as fake:
         for exchange in EXCHANGES.values():
             assert post_exchange(fake, exchange).content in page

@@ -4,9 +4,12 @@ Each notebook is executed afresh with nbclient in replay mode (cwd ``notebooks/`
 updates on, as when they were committed), from an in-memory copy: the files are never rewritten.
 A canary API key is in the kernel's environment the whole time; replay must never show it.
 
-The committed outputs must match the fresh ones after the sanitize rules nbval uses
-(``notebooks/sanitize.cfg``: request ids, the footer's wall time, timestamps). If this fails after
-a change to the renderers, re-execute the notebooks (see notebooks/README.md).
+The committed outputs must match the fresh ones as a reader sees them: HTML parsed and written in
+one canonical form, image bytes decoded (``tests/_semantic.py``; nbval gets the same comparison from
+``notebooks/conftest.py``), then the sanitize rules nbval uses (``notebooks/sanitize.cfg``: request
+ids, the footer's wall time, timestamps). A library's new serialisation (``&#39;`` vs ``'``)
+passes; a changed word, tag, attribute or image byte fails. If this fails after a change to the
+renderers, re-execute the notebooks (see notebooks/README.md).
 
 The last test renders the executed quickstart with nbconvert and opens it in headless Chromium
 (Playwright, system ``/usr/bin/chromium``, every non-``file:``/``data:`` request aborted).
@@ -15,10 +18,13 @@ The last test renders the executed quickstart with nbconvert and opens it in hea
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,6 +43,7 @@ MASKED_AUTH = "Authorization: Bearer <your key, masked>"
 MAX_BYTES = 400_000
 
 from _browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (one place for the browser flags)
+from _semantic import canonical_data_uri, canonical_html, semantic_outputs  # noqa: E402
 
 _ENV_CLEARED = (
     "DASHSCOPE_API_KEY_FILE_PATH",
@@ -71,9 +78,9 @@ def _is_magic(cell: Any) -> bool:
 
 
 def _comparable(outputs: list[Any], sanitize: Any) -> list[tuple[str, ...]]:
-    """What must not change in a %%dashscope cell's outputs: rich data, streams, error lines."""
+    """What must not change in a %%dashscope cell's outputs: rich data (canonical), streams, errors."""
     out: list[tuple[str, ...]] = []
-    for o in outputs:
+    for o in semantic_outputs(outputs):
         if o.output_type in ("display_data", "execute_result"):
             for mime in ("text/html", "text/plain"):
                 if mime in o.data:
@@ -186,6 +193,102 @@ def test_committed_outputs_are_up_to_date(executed: dict[str, Any], name: str) -
         )
         checked += 1
     assert checked >= 3
+
+
+# -- the semantic comparison (tests/_semantic.py) -----------------------------------------------
+
+_PNG = (ROOT / "dashmagic" / "testing" / "fig-001.png").read_bytes()
+_B64 = base64.b64encode(_PNG).decode("ascii")
+_B64_CHANGED = base64.b64encode(_PNG[:-5] + bytes([_PNG[-5] ^ 1]) + _PNG[-4:]).decode("ascii")
+_STYLE = "<style>.t .dm-text{white-space:pre-wrap}</style>"
+
+SAME_TO_A_READER = [
+    ("<p>it&#39;s</p>", "<p>it's</p>"),  # the serialisation change that broke fresh machines
+    ("<p>it&#x27;s &quot;so&quot;</p>", "<p>it&apos;s \"so\"</p>"),
+    ('<a title="a&amp;b" href="x">l</a>', "<a href='x' title='a&#38;b'>l</a>"),  # attribute order, quotes
+    ('<div class="a  b"><br/></div>', '<div class=" a b "><br></div>'),
+    ("<details open><summary>s</summary></details>", '<details open=""><summary>s</summary></details>'),
+    ("<div>\n  <p>one   two</p>\n</div>\n", "<div><p>one two</p></div>"),  # whitespace at block edges
+    ("<p>a <b>b</b></p><!-- a comment -->", "<p>a\n<b>b</b></p>"),
+    (f'<img src="data:image/png;base64,{_B64}">',  # wrapped base64, other spelling of the type
+     f'<img src="data:IMAGE/PNG;BASE64,{chr(10).join(_B64[i:i + 76] for i in range(0, len(_B64), 76))}">'),
+    ('<code style="color: red;">x</code>', '<code style="color:red">x</code>'),
+]
+
+A_REAL_CHANGE = [
+    ("<p>it&#39;s here</p>", "<p>it's there</p>"),  # a changed word
+    ("<p>ab</p>", "<p>a b</p>"),  # a space a reader sees
+    ("<p><b>x</b></p>", "<p><i>x</i></p>"),  # a changed tag
+    ("<p>x</p><p>y</p>", "<p>x</p>y"),  # changed structure, same text
+    ('<a href="https://a.example/">l</a>', '<a href="https://b.example/">l</a>'),  # an attribute value
+    ('<details open=""><summary>s</summary></details>', "<details><summary>s</summary></details>"),
+    ("<pre>x = 1\n    y</pre>", "<pre>x = 1\n y</pre>"),  # whitespace inside <pre> is shown
+    (f'{_STYLE}<div class="t"><div class="dm-text">a\nb</div></div>',  # so it is in a pre-wrap class
+     f'{_STYLE}<div class="t"><div class="dm-text">a b</div></div>'),
+    (f'<img src="data:image/png;base64,{_B64}">', f'<img src="data:image/png;base64,{_B64_CHANGED}">'),
+    ("<p>&lt;b&gt;x&lt;/b&gt;</p>", "<p><b>x</b></p>"),  # escaped markup is text, not a tag
+]
+
+
+@pytest.mark.parametrize("saved, fresh", SAME_TO_A_READER)
+def test_serialisation_differences_compare_equal(saved: str, fresh: str) -> None:
+    assert canonical_html(saved) == canonical_html(fresh)
+
+
+@pytest.mark.parametrize("saved, fresh", A_REAL_CHANGE)
+def test_a_change_a_reader_sees_compares_different(saved: str, fresh: str) -> None:
+    assert canonical_html(saved) != canonical_html(fresh)
+
+
+def test_data_uri_compares_bytes() -> None:
+    assert canonical_data_uri("data:text/plain,a%20b") == "data:text/plain;base64,YSBi"
+    assert canonical_data_uri("https://example.com/x.png") == "https://example.com/x.png"
+
+
+def test_image_bundles_compare_bytes_and_copy() -> None:
+    wrapped = {"output_type": "display_data", "data": {"image/png": _B64[:60] + "\n" + _B64[60:] + "\n"}}
+    plain = {"output_type": "display_data", "data": {"image/png": _B64}}
+    changed = {"output_type": "display_data", "data": {"image/png": _B64_CHANGED}}
+    assert semantic_outputs([wrapped]) == semantic_outputs([plain]) != semantic_outputs([changed])
+    assert wrapped["data"]["image/png"].endswith("\n")  # the caller's outputs are not rewritten
+
+
+def _nbval_notebook(path: Path) -> None:
+    """Four checked cells whose saved outputs differ from what they produce: two only in
+    serialisation (must pass), two in what a reader sees (must fail). The figure is a ``data:``
+    URI in HTML, as dashmagic embeds it (nbval never compares ``image/png`` bundles itself)."""
+    text = 'from IPython.display import HTML\nHTML("<p title=\\"t\\">it\'s <b>here</b></p>")'
+    figure = f'from IPython.display import HTML\nHTML(\'<img alt="f" src="data:image/png;base64,{_B64}">\')'
+    wrapped = "\n".join(_B64[i:i + 76] for i in range(0, len(_B64), 76))
+    cells = [
+        (text, "<p title='t'>it&#39;s\n<b>here</b></p>"),
+        (text, "<p title='t'>it&#39;s <b>there</b></p>"),
+        (figure, f'<img src="data:image/png;base64,{wrapped}" alt=f>'),
+        (figure, f'<img alt="f" src="data:image/png;base64,{_B64_CHANGED}">'),
+    ]
+    kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec})
+    for n, (source, saved) in enumerate(cells, 1):
+        cell = nbformat.v4.new_code_cell(source, execution_count=n, metadata={"tags": ["nbval-check-output"]})
+        data = {"text/html": saved, "text/plain": "<IPython.core.display.HTML object>"}
+        cell.outputs = [nbformat.v4.new_output("execute_result", data, execution_count=n)]
+        nb.cells.append(cell)
+    nbformat.write(nb, path)
+
+
+def test_nbval_compares_semantically_through_the_notebooks_conftest(tmp_path: Path) -> None:
+    """nbval itself, with a copy of notebooks/conftest.py, on a notebook built for the purpose."""
+    pytest.importorskip("nbval")
+    (tmp_path / "conftest.py").write_text((NB_DIR / "conftest.py").read_text(encoding="utf-8"), encoding="utf-8")
+    _nbval_notebook(tmp_path / "probe.ipynb")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "probe.ipynb", "--nbval-lax", "-p", "no:cacheprovider",
+         "-p", "no:randomly", "-rA", "-q", "--color=no"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+    )
+    summary = sorted(re.findall(r"^(PASSED|FAILED) probe\.ipynb::Cell (\d)", done.stdout, flags=re.M))
+    assert summary == [("FAILED", "1"), ("FAILED", "3"), ("PASSED", "0"), ("PASSED", "2")], done.stdout[-3000:]
 
 
 # -- in a browser ---------------------------------------------------------------------------------
