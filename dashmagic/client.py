@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import requests
     from typing_extensions import Unpack
 
-    from .images import ImageCache
+    from .images import ImageCache, ImagePolicy
 
 __all__ = [
     "Client",
@@ -156,7 +156,7 @@ class Client:
         self._session = options.get("session")
         self._owns_session = False
         self._image_session: requests.Session | None = None
-        self._images: ImageCache | None = None
+        self._image_policy: ImagePolicy | None = None
         self._lock = threading.Lock()
         self._record_lock = threading.Lock()
         self._record_errors: list[str] = []
@@ -178,7 +178,7 @@ class Client:
             self._closed = True
             sessions = [s for s in (self._session if self._owns_session else None, self._image_session) if s]
             self._session = None if self._owns_session else self._session
-            self._image_session, self._images = None, None
+            self._image_session, self._image_policy = None, None
         for session in sessions:
             session.close()
 
@@ -226,21 +226,22 @@ class Client:
             errors, self._record_errors = self._record_errors, []
         return errors
 
-    def _image_cache(self, call: Call, key: Secret) -> ImageCache:
-        with self._lock:
-            if self._images is None:
-                from .images import ImageCache, ImagePolicy
-                from .transport import image_session_for
+    def image_cache(self, call: Call, key: Secret) -> ImageCache:
+        """A fresh figure cache for one trace: its own figure budget, this client's policy and
+        figure session (made once, on first use)."""
+        from .images import ImageCache, ImagePolicy
+        from .transport import image_session_for
 
+        with self._lock:
+            if self._image_policy is None:
                 policy_options: dict[str, Any] = {"timeout": min(self.timeouts.read, 30.0), "offline": self.replay}
                 if self._image_hosts is not None:
                     policy_options["hosts"] = tuple(self._image_hosts)
                 if self._max_image_bytes is not None:
                     policy_options["max_bytes"] = int(self._max_image_bytes)
-                policy = ImagePolicy.for_base_url(call.url, **policy_options)
+                self._image_policy = ImagePolicy.for_base_url(call.url, **policy_options)
                 self._image_session = image_session_for(self.mode, self.recordings, key=key, on_error=self._record_failed)
-                self._images = ImageCache(policy, session=self._image_session)
-            return self._images
+            return ImageCache(self._image_policy, session=self._image_session)
 
     # -- building and running ----------------------------------------------------------------
     def build(self, prompt: Prompt, *, stream: bool = False, **call: Unpack[CallKwargs]) -> Call:
@@ -267,14 +268,6 @@ class Client:
         key = self.key()
         return _Exchange(self, call, key, on_retry).run(raise_errors)
 
-    def attach_images(self, trace: Trace, call: Call, key: Secret) -> Trace:
-        """The trace with its figures fetched (each URL once per client) and attached."""
-        if not self.embed_images or not trace.figures:
-            return trace
-        fetched = self._image_cache(call, key).fetch_all(trace.figures)
-        images = tuple(fetched.values())
-        return trace if images == trace.images else trace.replace(images=images)
-
 
 class _Exchange:
     """One call in flight: send with retries, read the body, fold it, attach figures."""
@@ -289,6 +282,7 @@ class _Exchange:
         self.started = time.monotonic()
         self.timeouts = client.timeouts
         self.sleep: Callable[[float], None] = _no_wait if client.replay else time.sleep
+        self.images: ImageCache | None = None
 
     def run(self, raise_errors: bool) -> Iterator[Trace]:
         response = None
@@ -391,7 +385,14 @@ class _Exchange:
                 yield self._snapshot(self.builder.feed(payload, incremental=self.call.incremental))
 
     def _snapshot(self, trace: Trace) -> Trace:
-        return self.client.attach_images(self.scrub.trace(trace), self.call, self.key)
+        """What the caller sees: the key scrubbed, the figures fetched (each URL once per trace)."""
+        trace = self.scrub.trace(trace)
+        if not self.client.embed_images or not trace.figures:
+            return trace
+        if self.images is None:
+            self.images = self.client.image_cache(self.call, self.key)
+        images = tuple(self.images.fetch_all(trace.figures).values())
+        return trace if images == trace.images else trace.replace(images=images)
 
     def _chunks(self, response: requests.Response) -> Iterator[bytes]:
         """The decoded body in pieces, never more than ``max_reply_bytes`` in all."""

@@ -141,3 +141,13 @@ def test_a_key_given_as_a_string_is_validated_like_one_from_the_environment() ->
     with pytest.raises(ConfigError) as info:
         Client(api_key="sk-abc\u200bdef0123456789")
     assert "api_key=" in str(info.value) and "abc" not in str(info.value)
+
+
+def test_each_trace_gets_its_own_figure_budget() -> None:
+    with Client(mode="replay") as client:
+        first = client.run(user_prompt(PLOT), **_plot_kwargs())
+        second = client.run(user_prompt(PLOT), **_plot_kwargs())
+        call = client.build(user_prompt(PLOT), **_plot_kwargs())
+        one, two = client.image_cache(call, client.key()), client.image_cache(call, client.key())
+    assert first.images and second.images and first.images[0].ok and second.images[0].ok
+    assert one is not two and one.session is two.session  # a budget per trace, one figure session
