@@ -219,3 +219,26 @@ def test_saved_notebook_and_html_export_never_hold_an_echoed_key(canary_fake, tm
     _assert_clean(text, "the saved notebook")
     html, _ = HTMLExporter().from_notebook_node(nb)
     _assert_clean(html, "the notebook's HTML export")
+
+
+@pytest.mark.parametrize(
+    ("key", "line"),
+    [
+        (CANARY + "\u200b", ""),                        # a zero-width space from a copy-paste
+        (CANARY + "\n# old key sk-older-0123456789", ""),  # a two-line key
+        (CANARY, "--plugins 酒店推荐插件"),              # the hotel plugin's display name
+        (CANARY, "--timeout nan"),
+        (CANARY, "--timeout inf"),
+    ],
+)
+def test_verbose_tracebacks_never_show_odd_keys_or_plugin_names(canary_fake, shell, monkeypatch, key: str, line: str) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", key)
+    shell.run_line_magic("xmode", "Verbose")
+    try:
+        with capture_output() as cap:
+            result = shell.run_cell(f"%%dashscope --no-stream {line}\nhi")
+    finally:
+        shell.run_line_magic("xmode", "Context")
+    shown = cap.stdout + cap.stderr + json.dumps([o.data for o in cap.outputs])
+    assert "Traceback" not in shown
+    _assert_clean(shown + _exception_text(result.error_in_exec), f"%xmode Verbose with {line or 'an odd key'}")

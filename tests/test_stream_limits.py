@@ -22,6 +22,37 @@ from _wire import Reply, result_event, sse, wire_server
 
 KEY = "sk-limits-0123456789abcdef"
 
+#: The rows of docs/reliability.md's "Limits" table: (test in this module, situation, what happens).
+LIMITS: tuple[tuple[str, str, str], ...] = (
+    ("test_keepalives_do_not_keep_a_stalled_stream_alive", "a stream that sends only `:keepalive` comments",
+     "`TimeoutError` after `--timeout` seconds without an event; the text so far is kept"),
+    ("test_the_deadline_bounds_a_whole_call", "events keep coming, slowly, past the call's deadline",
+     "`TimeoutError` at `deadline` (default 600 s); the text so far is kept"),
+    ("test_a_gzip_bomb_is_refused_without_inflating_it", "a small gzip reply that inflates to 40 MB",
+     "`ProtocolError` once `max_reply_bytes` (default 64 MB) is passed"),
+    ("test_one_huge_sse_line_is_refused", "one SSE line of 3 MB that never ends",
+     "`ProtocolError` past the event cap; earlier events kept"),
+    ("test_a_stream_without_finish_reason_is_reported_truncated", "a stream that ends without `finish_reason`",
+     "`TransportError` \"the answer is truncated\"; the text so far is kept and shown"),
+    ("test_a_stream_with_no_event_at_all_says_so", "a stream with no event at all",
+     "`TransportError` \"ended before any event\""),
+    ("test_odd_retry_after_values_are_ignored_not_fatal", "`Retry-After: soon`, `nan`, `inf`, `-5`, a bad date",
+     "ignored: normal backoff, then the retry"),
+    ("test_absurd_numbers_in_usage_and_status_are_unknown_not_errors", "`1e999` / `NaN` token counts",
+     "shown as unknown; the answer is kept"),
+    ("test_a_reply_nested_900_deep_keeps_the_trace", "a reply nested 900 deep", "the trace is kept and rendered"),
+    ("test_server_messages_are_one_bounded_line_without_terminal_controls",
+     "a 1 MB error message with OSC-0/OSC-52/`ESC[2J` and bidi controls",
+     "one line of at most 300 characters, controls removed"),
+    ("test_an_error_page_full_of_titles_is_read_in_linear_time", "an HTML 502 page with 20,000 `<title>` tags",
+     "`ServerError` \"non-JSON error page: …\", read in one linear pass"),
+)
+
+
+def test_every_limit_row_is_a_test_here() -> None:
+    names = {name for name in globals() if name.startswith("test_")}
+    assert {row[0] for row in LIMITS} <= names
+
 
 def _client_kwargs(server: Any, **extra: Any) -> dict[str, Any]:
     return {"api_key": KEY, "base_url": server.base_url, "retries": 1, **extra}
