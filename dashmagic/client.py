@@ -93,7 +93,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.cap)
-        backoff = min(self.cap, self.base * (2**attempt))
+        backoff = min(self.cap, self.base * 2.0**attempt)
         return backoff * (0.5 + random.random() / 2)  # "equal jitter"
 
 
@@ -397,12 +397,13 @@ class _Exchange:
     def _chunks(self, response: requests.Response) -> Iterator[bytes]:
         """The decoded body in pieces, never more than ``max_reply_bytes`` in all."""
         limit, total = self.client.max_reply_bytes, 0
-        raw = response.raw
-        read1 = getattr(raw, "read1", None)
-        pieces = iter(response.iter_content(chunk_size=65536)) if read1 is None else None
-        while True:
+        read1 = getattr(response.raw, "read1", None)
+        if read1 is None:  # a replay body may be a plain file-like object
+            pieces: Iterator[bytes] = response.iter_content(chunk_size=65536)
+        else:
             # decode_content: requests opens the body raw; a gzipped body must be inflated.
-            chunk = next(pieces, b"") if pieces is not None else read1(65536, decode_content=True)
+            pieces = iter(lambda: bytes(read1(65536, decode_content=True)), b"")
+        for chunk in pieces:
             if not chunk:
                 return
             total += len(chunk)

@@ -99,7 +99,7 @@ def markdown_to_html(text: str) -> str:
     if len(text) > MARKDOWN_LIMIT:
         return _plain(text)
     raw = _get_parser().render(text)
-    return _get_cleaner().clean(raw).strip()
+    return str(_get_cleaner().clean(raw)).strip()
 
 
 def _plain(text: str) -> str:
