@@ -8,8 +8,11 @@ The table of prompts is in the docstring of :mod:`dashmagic.testing.current`.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
+import operator
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +33,7 @@ __all__ = [
     "Think",
     "ToolCall",
     "Turn",
+    "calculator_trace",
     "call_id",
     "plan_for",
 ]
@@ -258,3 +262,50 @@ SCRIPTS: dict[str, Callable[[Turn], Plan]] = {
 def plan_for(turn: Turn) -> Plan:
     """The scripted plan for the turn's prompt, or a default answer saying none is scripted."""
     return SCRIPTS.get(turn.prompt, _default)(turn)
+
+
+# -- the legacy calculator plugin on any arithmetic prompt ------------------------------------------
+
+_OPS: Mapping[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+}
+
+
+def _evaluate(node: ast.AST) -> float:
+    """+ - * / on numbers only: nothing else in a prompt is ever evaluated."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_evaluate(node.operand)
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        return float(_OPS[type(node.op)](_evaluate(node.left), _evaluate(node.right)))
+    raise ValueError("not plain arithmetic")
+
+
+def calculator_trace(prompt: str | None) -> dict[str, Any] | None:
+    """A plugin trace for an arithmetic prompt (``1+2*3-4/5=?``) with the calculator plugin, in the
+    shape of a real 2024 reply: a ``plugin_call`` with empty content, the ``plugin`` result, then a
+    plain answer without ``Thought:``/``Final Answer:`` markers. ``None`` if it is not arithmetic."""
+    expression = (prompt or "").strip().removesuffix("?").removesuffix("？").strip().removesuffix("=").strip()
+    if not expression or len(expression) > 200:
+        return None
+    try:
+        tree = ast.parse(expression, mode="eval")
+        value = _evaluate(tree.body)
+    except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, RecursionError):
+        return None
+    equation = ast.unparse(tree)
+    result: float | int = int(value) if value.is_integer() else round(value, 10)
+    plugin_result = json.dumps({"equations": [equation], "results": [result]})
+    messages = [
+        {"role": "assistant", "plugin_call": {"name": "calculator",
+                                              "arguments": json.dumps({"payload__input__text": expression})},
+         "content": ""},
+        {"role": "plugin", "name": "calculator", "content": plugin_result,
+         "status": {"code": 200, "name": "Success", "message": "success"}},
+        {"role": "assistant", "content": f"The result of the expression {equation} is {result}."},
+    ]
+    output_tokens = 20 + len(equation)
+    usage = {"total_tokens": 10 + output_tokens, "output_tokens": output_tokens, "input_tokens": 10}
+    return {"output": {"choices": [{"finish_reason": "stop", "messages": messages}]}, "usage": usage,
+            "request_id": str(uuid.uuid4())}

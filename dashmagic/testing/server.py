@@ -22,7 +22,8 @@ Routes
     The answer is, in this order of precedence: the oldest reply queued with
     :meth:`FakeDashScope.queue_reply` (queued first, so a test can script any turn, even one whose
     prompt happens to equal a seed example); the seed exchange with the same plugin set and last
-    user text; a current-generation answer (thinking, code interpreter, search, function calls,
+    user text; with only the calculator plugin, a trace for any arithmetic prompt
+    (:func:`dashmagic.testing.scripts.calculator_trace`); a current-generation answer (thinking, code interpreter, search, function calls,
     multimodal content; scripted prompts listed in :mod:`dashmagic.testing.current`) when the
     request has no plugin header and uses that generation; a default single-``message`` reply
     saying no answer is scripted (``output.text`` shape unless ``result_format`` is
@@ -57,6 +58,7 @@ from . import current
 from .exchanges import FIGURE_PATH, Exchange, find_exchange, load_exchanges, prompt_text
 from .faults import Fault, InjectedFault
 from .oss import EXPIRED_XML, NOT_FOUND_XML, PLOT_OSS_PATH, TEXT_TO_IMAGE_OSS_PATH, rewrite_signed_urls
+from .scripts import calculator_trace
 from .sse import encode_json, format_event, sse_events
 
 __all__ = [
@@ -418,7 +420,8 @@ class FakeDashScope:
             view = _current_view(request)
             if exchange is None and current.handles(view):
                 return current.Answer(view)
-            reply = _Reply(exchange.response if exchange else _default_reply(body, prompt))
+            trace = calculator_trace(prompt) if set(_plugins_of(request)) == {"calculator"} else None
+            reply = _Reply(exchange.response if exchange else trace or _default_reply(body, prompt))
         if self.rewrite_figure_urls:
             reply = _Reply(rewrite_signed_urls(reply.body, self.origin), reply.status)
         return reply
