@@ -32,12 +32,16 @@ def _html_source(source: Source) -> str:
     return f"<li>{index} {main}{tail}</li>"
 
 
+def _extra_text(step: SearchResults) -> str:
+    text = json_text(step.extra)
+    # No repr() fallback: it recurses too, and the entries are untrusted and may nest deep.
+    return text if text is not None else "(extra tool info nests too deep to show as JSON)"
+
+
 def _html_extra(step: SearchResults) -> str:
     if not step.extra:
         return ""
-    text = json_text(step.extra)
-    shown = text if text is not None else repr(step.extra)
-    return f'<div class="dm-section">Extra tool info</div>{h.pre(shown)}'
+    return f'<div class="dm-section">Extra tool info</div>{h.pre(_extra_text(step))}'
 
 
 def _html(step: SearchResults, trace: Trace, images: h.Images | None) -> str:
@@ -66,8 +70,7 @@ def _text(step: SearchResults, trace: Trace, images: t.Images | None) -> list[st
     lines = [f"[search] {count(len(step.sources), 'source')}"]
     lines += [_text_source(s) for s in step.sources]
     if step.extra:
-        text = json_text(step.extra)
-        lines += [f"{t.INDENT}extra tool info:", *t.indent(t.safe(text if text is not None else repr(step.extra)), t.INDENT * 2)]
+        lines += [f"{t.INDENT}extra tool info:", *t.indent(t.safe(_extra_text(step)), t.INDENT * 2)]
     return lines
 
 
