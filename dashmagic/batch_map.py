@@ -360,7 +360,10 @@ def _run(batch: _Batch, items: Iterator[tuple[Any, Any]], concurrency: int, prog
             else:
                 slots[number] = _interrupted(batch.latest.get(number), batch.call)
             progress.finished_row(number, slots[number] or _not_sent(batch.call, ""))
-        # Rows never taken from the input are not in the result: their prompts were not read.
+        if progress.total is not None:  # a sized input: still one result per prompt
+            for label, _item in items:
+                slots.append(_not_sent(batch.call, "Stopped before this row was sent."))
+                labels.append(label)
     finally:
         # Do not wait for a socket still reading: the stop event ends every limiter wait, and a
         # row that completes after this is still appended to the record file.

@@ -146,7 +146,7 @@ class RateLimiter:
         thread's batch is stopped, :class:`~dashmagic.errors.TimeoutError` past ``timeout``."""
         start = self._clock()
         while True:
-            wait = self._try_admit(tokens)
+            wait = self.try_acquire(tokens)
             if wait <= 0:
                 self._note_wait(self._clock() - start)
                 return
@@ -158,8 +158,8 @@ class RateLimiter:
                 )
             self.sleep(wait)
 
-    def _try_admit(self, tokens: float) -> float:
-        """0 and the request is booked, or the seconds to wait before asking again."""
+    def try_acquire(self, tokens: float = 0.0) -> float:
+        """0.0 when one request of ``tokens`` is booked now, else the seconds to wait before asking again."""
         with self._lock:
             now = self._clock()
             if now < self._paused_until:

@@ -149,7 +149,7 @@ def _count(state: ProgressState) -> str:
 
 def progress_line(state: ProgressState, width: int = _BAR) -> str:
     """One terminal line: ``[#####-----] 120/200 · 118 ok · 2 failed · … · tokens …``."""
-    if state.total:
+    if state.total and width > 0:
         filled = min(width, state.done * width // state.total)
         bar = "[" + "#" * filled + "-" * (width - filled) + "] "
     else:
