@@ -107,6 +107,10 @@ class DashScopeMagics(Magics):
     @magic_arguments.argument("--no-interpolate", action="store_true", help="Send {{ }} literally.")
     @magic_arguments.argument("--record", metavar="PATH", help="Call the service and append the exchange to PATH.")
     @magic_arguments.argument("--replay", metavar="PATH", help="Answer from a recording ('demo' = bundled examples); no network.")
+    # -- many prompts: the cell is a template run once per row (see _map_cell) --
+    @magic_arguments.argument("--over", metavar="DATAFRAME", help="Run the cell once per row; {{ row.col }} fills each.")
+    @magic_arguments.argument("--into", metavar="COLUMN[=FIELD]", help="With --over: put the answers (or a JSON field) in this column.")
+    @magic_arguments.argument("--concurrency", type=int, metavar="N", help="With --over: rows in flight at once (default 8).")
     @magic_arguments.argument("prompt", nargs="*", help="(line magic) the prompt.")
     @line_cell_magic
     def dashscope(self, line: str, cell: str | None = None) -> None:
@@ -142,6 +146,8 @@ class DashScopeMagics(Magics):
             args, cell, self._defaults(), self.shell.user_ns, history=self._chat, in_kernel=_in_kernel(self.shell)
         )
         _warn_unknown(plan.unknown_plugins)
+        if plan.batch is not None:
+            return self._map_cell(plan)
         with Client(**plan.client) as client:
             client.key_prompt = self._prompt_for_key if _can_prompt(self.shell) else None
             call = client.build(plan.prompt, stream=plan.stream, **plan.call)
@@ -187,6 +193,30 @@ class DashScopeMagics(Magics):
             view.show(Trace(request=call.info))
         return view.follow(snapshots)
 
+    def _map_cell(self, plan: Any) -> None:
+        """``--over df``: one call per row, a progress display, then a summary table (not N traces)."""
+        from IPython.display import display
+
+        from .batch_map import parse_json_answer
+        from .client import Client
+        from .progress import BatchSummary
+
+        batch = plan.batch
+        rows = self.shell.user_ns[batch.over]
+        with Client(**plan.client) as client:
+            client.key_prompt = self._prompt_for_key if _can_prompt(self.shell) else None
+            traces = client.map(
+                template=plan.prompt, rows=rows, namespace=self.shell.user_ns, concurrency=batch.concurrency,
+                record=batch.record, live=self._live(), update_interval=self.update_interval, **plan.call,
+            )
+        if plan.out:
+            self.shell.user_ns[plan.out] = traces
+        if batch.into is not None:
+            field = batch.into_field
+            values = [t.answer if field is None else _field(parse_json_answer(t.answer), field) for t in traces]
+            _fill_column(rows, batch.into, values)
+        display(BatchSummary(traces, traces.labels))
+
     def _live(self) -> bool:
         if self.live_updates is not None:
             return bool(self.live_updates)
@@ -198,6 +228,20 @@ class DashScopeMagics(Magics):
         from .render.request import render_call
 
         display(render_call(call, mode=client.mode, recordings=client.recordings), raw=True)
+
+
+def _field(parsed: Any, name: str) -> Any:
+    return parsed.get(name) if isinstance(parsed, dict) else None
+
+
+def _fill_column(rows: Any, column: str, values: list[Any]) -> None:
+    """``--into``: a DataFrame gets a column (row order = its own); dict rows get a key."""
+    if hasattr(rows, "iterrows") and hasattr(rows, "__setitem__"):
+        rows[column] = values
+        return
+    for row, value in zip(rows, values):
+        if isinstance(row, dict):
+            row[column] = value
 
 
 def _warn_unknown(unknown: tuple[str, ...]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "dashmagic"
 
 #: Who may import IPython at all, and who may import requests/urllib3 (lazily or not).
-IPYTHON_ALLOWED = {"magic.py", "display.py"}
+IPYTHON_ALLOWED = {"magic.py", "display.py", "progress.py"}
 REQUESTS_ALLOWED = {"transport/http.py", "transport/modes.py", "transport/record.py", "transport/replay.py",
                     "client.py", "images.py"}
 PURE = {"trace.py", "events.py", "sse.py", "cell.py", "config.py", "request.py", "errors.py", "_constants.py",

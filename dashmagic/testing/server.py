@@ -44,9 +44,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import socket
 import struct
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
@@ -224,6 +226,7 @@ class FakeDashScope:
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._pacer: _Pacer | None = None
         self._add_seed_files()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -352,6 +355,18 @@ class FakeDashScope:
         with self._lock:
             self._faults.append(_QueuedFault(entry, times))
 
+    def pace(self, *, latency: float = 0.0, rate: float | None = None, burst: float | None = None) -> None:
+        """Like a loaded service: every generation request waits ``latency`` seconds before it is
+        answered, and above ``rate`` requests per second (a token bucket of ``burst`` requests,
+        default one second's worth) it gets 429 ``Throttling.RateQuota`` with ``Retry-After``.
+        ``throttled`` counts those 429s. ``pace()`` with no arguments turns it off."""
+        self._pacer = _Pacer(latency, rate, burst) if latency > 0 or rate is not None else None
+
+    @property
+    def throttled(self) -> int:
+        """How many requests :meth:`pace` refused with 429 so far."""
+        return self._pacer.refused if self._pacer is not None else 0
+
     def add_file(
         self,
         path: str,
@@ -468,6 +483,32 @@ def _huge_content(size: int) -> str:
     return (line * (size // len(line) + 1))[:size]
 
 
+class _Pacer:
+    """The state behind :meth:`FakeDashScope.pace`: a fixed latency and a token bucket."""
+
+    def __init__(self, latency: float, rate: float | None, burst: float | None) -> None:
+        if latency < 0 or (rate is not None and rate <= 0):
+            raise ValueError(f"latency must be >= 0 and rate > 0, got {latency!r} and {rate!r}")
+        self.latency, self.rate = latency, rate
+        self.capacity = max(1.0, burst if burst is not None else (rate or 1.0))
+        self.level, self.stamp, self.refused = self.capacity, time.monotonic(), 0
+        self.lock = threading.Lock()
+
+    def admit(self) -> float | None:
+        """None if the request may go on, else the seconds until it would be admitted."""
+        if self.rate is None:
+            return None
+        with self.lock:
+            now = time.monotonic()
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.level >= 1.0:
+                self.level -= 1.0
+                return None
+            self.refused += 1
+            return (1.0 - self.level) / self.rate
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -580,11 +621,28 @@ class _Handler(BaseHTTPRequestHandler):
         if _route(self.path) not in GENERATION_PATHS:
             self._send_json(404, _error_body("InvalidURL", "Invalid URL provided in your request."))
             return
+        if self._paced():
+            return
         fault = self.fake._next_fault()
         if fault is not None:
             self._serve_fault(fault, request)
             return
         self._respond(request)
+
+    def _paced(self) -> bool:
+        """Apply :meth:`FakeDashScope.pace`: True when the request was refused with 429."""
+        pacer = self.fake._pacer
+        if pacer is None:
+            return False
+        wait = pacer.admit()
+        if wait is not None:
+            # Retry-After is whole seconds on the wire, as HTTP says; never 0.
+            headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+            body = _error_body("Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
+            self._send_json(429, body, headers)
+            return True
+        self.fake._sleep(pacer.latency)
+        return False
 
     def _respond(self, request: RecordedRequest) -> None:
         """The fault-free path: validate, then answer."""
