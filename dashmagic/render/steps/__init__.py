@@ -33,11 +33,11 @@ class StepView(Generic[S]):
 
 
 # Imported after StepView exists: each module builds its VIEW from it.
-from . import answer, exchange, generic, thought  # noqa: E402
+from . import answer, exchange, generic, local_run, thought  # noqa: E402
 
 #: kind -> views. One line per step kind.
 STEP_VIEWS: Mapping[str, StepView[Any]] = {
-    view.kind: view for view in (thought.VIEW, answer.VIEW, exchange.VIEW)
+    view.kind: view for view in (thought.VIEW, answer.VIEW, exchange.VIEW, local_run.VIEW)
 }
 
 
