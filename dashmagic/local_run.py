@@ -410,10 +410,15 @@ def run_code(
             stdout_dropped=readers[0].dropped, stderr_dropped=readers[1].dropped,
             value=value[:MAX_VALUE] if isinstance(value, str) else None,
             figures=_figures(out, _count(result.get("figures")), max_figures, max_figure_bytes),
-            files=_left_files(work), duration=round(duration, 3), timeout=timeout,
+            files=_left_files(work), duration=round(duration, 3), timeout=timeout, reason=_allowed(blocks),
         )
     finally:
         _remove(root)
+
+
+def _allowed(blocks: Sequence[str]) -> str:
+    warning = invisible_warning(blocks)
+    return f"Run with --allow-invisible although {warning}" if warning else ""
 
 
 def _count(value: Any) -> int:

@@ -30,6 +30,10 @@ class CellPlan:
     out: str | None = None
     chat: bool = False
     unknown_plugins: tuple[str, ...] = field(default=())
+    #: ``--run-locally``: run the trace's code in a separate process afterwards (see local_run).
+    run_locally: bool = False
+    #: ``--allow-invisible``: run it even when it holds bidi/invisible characters.
+    allow_invisible: bool = False
 
 
 def plan_cell(
@@ -74,7 +78,17 @@ def plan_cell(
         out=args.out,
         chat=bool(args.chat),
         unknown_plugins=unknown,
+        **_local_run_flags(args),
     )
+
+
+def _local_run_flags(args: Any) -> dict[str, bool]:
+    run, allow = bool(getattr(args, "run_locally", False)), bool(getattr(args, "allow_invisible", False))
+    if allow and not run:
+        raise ConfigError("--allow-invisible only matters with --run-locally; add --run-locally, or drop it.")
+    if run and args.dry_run:
+        raise ConfigError("--run-locally runs the answer's code, and --dry-run sends nothing: use one of them.")
+    return {"run_locally": run, "allow_invisible": allow}
 
 
 def _client_options(args: Any, traits: Mapping[str, Any]) -> dict[str, Any]:
