@@ -207,7 +207,8 @@ class DashScopeMagics(Magics):
             print("dashmagic: that trace holds no code (no code_interpreter call and no code execution).")
             return
         _warn_invisible(code)
-        self.shell.set_next_input(code, replace=False)
+        shell: Any = self.shell
+        shell.set_next_input(code, replace=False)
 
     def _code_source(self, name: str | None) -> Trace | None:
         from IPython.core.error import UsageError
@@ -216,9 +217,10 @@ class DashScopeMagics(Magics):
 
         if name is None:
             return self.last_trace
-        value = self.shell.user_ns.get(name)
+        namespace: dict[str, Any] = getattr(self.shell, "user_ns", {})
+        value = namespace.get(name)
         if not isinstance(value, Trace):
-            found = "no such variable" if name not in self.shell.user_ns else f"it is a {type(value).__name__}"
+            found = "no such variable" if name not in namespace else f"it is a {type(value).__name__}"
             raise UsageError(f"%dashscope_code --from {name}: {found}; name a trace stored with --out {name}.")
         return value
 
@@ -270,7 +272,7 @@ class DashScopeMagics(Magics):
             return bool(self.widgets) and _in_kernel(self.shell)
         # nbval runs with DASHMAGIC_LIVE=0 (so _live() is off); nbconvert/nbclient kernels are not
         # started by a Jupyter server (JPY_SESSION_NAME) nor by VS Code (__vsc_ipynb_file__).
-        frontend = bool(os.environ.get("JPY_SESSION_NAME")) or "__vsc_ipynb_file__" in self.shell.user_ns
+        frontend = bool(os.environ.get("JPY_SESSION_NAME")) or "__vsc_ipynb_file__" in getattr(self.shell, "user_ns", {})
         return self._live() and frontend
 
     # -- adapter pieces -------------------------------------------------------------------------
