@@ -506,7 +506,7 @@ class Trace:
     @property
     def code_blocks(self) -> tuple[CodeBlock, ...]:
         """Code the model ran or asked to run, in order: the ``code_interpreter`` plugin's calls and
-        the built-in interpreter's executions (display only: never executed)."""
+        the built-in interpreter's executions (never executed, except by :meth:`run_locally`, on request)."""
         blocks: list[CodeBlock] = []
         for step in self.steps:
             if isinstance(step, PluginCall) and step.view is not None:

@@ -162,3 +162,23 @@ def test_the_local_step_renders_without_ipython(tmp_path) -> None:
     assert isinstance(done.steps[-1], LocalRun)
     html = done._repr_mimebundle_()["text/html"]
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
+
+
+
+def test_the_key_never_reaches_the_child_and_is_masked_in_its_output(shell, fake_env, tmp_path) -> None:
+    code = "import os\nprint(os.environ.get('DASHSCOPE_API_KEY'))"
+    _, error = ask(shell, fake_env, code, line=ASK + " --run-locally --out dm_t")
+    assert error is None and shell.user_ns["dm_t"].local_runs[-1].stdout == "None\n"
+
+    from dashmagic.config import Secret
+    from dashmagic.local_run import local_run_for
+    from dashmagic.scrub import KeyScrubber
+
+    canary = "sk-canary-0123456789abcdef"
+    leak = tmp_path / "key.txt"  # code can still read a key file: what it prints is masked
+    leak.write_text(canary)
+    recording = tmp_path / "rec.jsonl"
+    run = local_run_for([f"print(open({str(leak)!r}).read())"], mode="record", recordings=str(recording),
+                        scrub=KeyScrubber(Secret(canary)).text, secrets=[canary])
+    assert canary not in run.stdout and "hidden" in run.stdout
+    assert canary not in recording.read_text()
