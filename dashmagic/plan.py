@@ -32,6 +32,10 @@ class CellPlan:
     unknown_plugins: tuple[str, ...] = field(default=())
     #: ``--over``: the cell is a template run once per row (see :class:`BatchPlan`).
     batch: BatchPlan | None = None
+    #: ``--run-locally``: run the trace's code in a separate process afterwards (see local_run).
+    run_locally: bool = False
+    #: ``--allow-invisible``: run it even when it holds bidi/invisible characters.
+    allow_invisible: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,7 @@ def plan_cell(
         chat=bool(args.chat),
         unknown_plugins=unknown,
         batch=batch,
+        **_local_run_flags(args),
     )
 
 
@@ -120,6 +125,15 @@ def _batch_plan(args: Any, namespace: Mapping[str, Any]) -> BatchPlan | None:
         raise ConfigError("--record/--replay need the path of the batch's record file.")
     return BatchPlan(over=over, into=into.strip() or None, into_field=into_field.strip() or None,
                      concurrency=concurrency, record=record, replay=args.replay is not None)
+
+
+def _local_run_flags(args: Any) -> dict[str, bool]:
+    run, allow = bool(getattr(args, "run_locally", False)), bool(getattr(args, "allow_invisible", False))
+    if allow and not run:
+        raise ConfigError("--allow-invisible only matters with --run-locally; add --run-locally, or drop it.")
+    if run and args.dry_run:
+        raise ConfigError("--run-locally runs the answer's code, and --dry-run sends nothing: use one of them.")
+    return {"run_locally": run, "allow_invisible": allow}
 
 
 def _client_options(args: Any, traits: Mapping[str, Any], batch: BatchPlan | None = None) -> dict[str, Any]:
