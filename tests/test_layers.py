@@ -57,19 +57,20 @@ def test_renderers_do_not_touch_ipython_or_the_network() -> None:
 # renderers look plugin views up in the registry.)
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"_constants", "_urls", "_text", "errors", "trace", "config", "sse", "__version__"}),
-    frozenset({"cell", "scrub", "recording", "images"}),
+    frozenset({"cell", "scrub", "recording", "images", "limits"}),
     frozenset({"request"}),
     frozenset({"plugins", "render", "protocol"}),
-    frozenset({"events"}),
+    frozenset({"events", "trace_json", "local_run"}),
     frozenset({"transport"}),
     frozenset({"client"}),
-    frozenset({"plan"}),
-    frozenset({"display"}),
+    frozenset({"plan", "batch_map", "batch", "progress"}),
+    frozenset({"display", "widgets"}),
     frozenset({"magic", "__init__"}),
 )
 #: Deliberate upward imports, each inside a function: the display protocol (a Trace renders itself
-#: when IPython asks) and the lazy public façade.
-UPWARD_ALLOWED = {("trace", "render")}
+#: when IPython asks), and two conveniences: ``Trace.run_locally()`` over :mod:`dashmagic.local_run`
+#: and ``Client.map()`` over :mod:`dashmagic.batch_map`.
+UPWARD_ALLOWED = {("trace", "render"), ("trace", "local_run"), ("client", "batch_map")}
 
 
 def _unit(path: Path, root: Path = PACKAGE) -> str:
