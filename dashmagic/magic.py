@@ -112,27 +112,31 @@ class DashScopeMagics(Magics):
     def dashscope(self, line: str, cell: str | None = None) -> None:
         """Ask a DashScope model, with plugins, and show the plugin trace.
 
-        Examples
-        --------
-        ::
+        Everything below the first line is the prompt (a ``#`` line is sent too); the line
+        form ``%dashscope FLAGS PROMPT`` takes it on one line. ``{{ expr }}`` is replaced by
+        its value in your namespace; single braces stay as typed.
+
+        Examples (each block is one cell; ``--replay demo`` answers all of them offline,
+        with no key, from the bundled recordings):
 
             %%dashscope --plugins code_interpreter
             画一个y=x^2的函数图
 
             %dashscope --plugins calculator 12345*98765是多少
 
-            %%dashscope --plugins calculator --seed 42 --out t
-            What is {{ a }} times {{ b }}? Reply as JSON like {"product": 0}.
+            a, b = 12345, 98765
+
+            %%dashscope --plugins calculator --stream --out t
+            {{ a }}*{{ b }}是多少
+
+            t.answer
 
             %%dashscope --replay demo --plugins calculator
             12345*98765是多少
 
-        ``{{ expr }}`` is replaced by its value in your namespace; single braces stay as typed.
-        Everything below the first line is the prompt (a ``#`` line is sent too). ``--replay demo``
-        answers from the bundled recordings, offline, with no key.
-
         The key is read from DASHSCOPE_API_KEY, DASHSCOPE_API_KEY_FILE_PATH or
-        ~/.dashscope/api_key (never from a cell). Defaults: ``%config DashScopeMagics``.
+        ~/.dashscope/api_key (never from a cell); with none in a Jupyter kernel you are asked
+        for it once. Defaults: ``%config DashScopeMagics``.
         """
         from .client import Client
         from .plan import plan_cell
@@ -198,6 +202,33 @@ class DashScopeMagics(Magics):
         from .render.request import render_call
 
         display(render_call(call, mode=client.mode, recordings=client.recordings), raw=True)
+
+
+def _tidy_help(magic: Any) -> None:
+    """Rebuild ``%%dashscope?`` as plain text: summary, usage, examples, then the flags.
+
+    magic_arguments writes the usage first, as an RST literal block (``::``), which IPython's
+    help shows verbatim: the help opened with a stray ``Docstring: ::`` line.
+    """
+    import argparse
+    import inspect
+
+    parser = magic.parser
+    usage = parser.format_usage().split("%", 1)[-1].strip()
+    saved = parser.description, parser.usage
+    parser.description, parser.usage = None, argparse.SUPPRESS
+    try:
+        flags = parser.format_help().strip()
+    finally:
+        parser.description, parser.usage = saved
+    summary = inspect.cleandoc(saved[0] or "")
+    magic.__doc__ = (
+        f"{summary}\n\nUsage (the cell form; %dashscope takes the same flags, then the prompt):\n"
+        f"  %%{usage}\n\n{flags}\n"
+    )
+
+
+_tidy_help(DashScopeMagics.dashscope)
 
 
 def _warn_unknown(unknown: tuple[str, ...]) -> None:
