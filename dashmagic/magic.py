@@ -257,10 +257,43 @@ def _parse_line(magic: Any, line: str) -> Any:
     try:
         return magic.parser.parse_args(argv)
     except UsageError as exc:
-        if "unrecognized arguments" in str(exc) and "--param" not in str(exc):
-            raise UsageError(f"{exc} (model parameters go in --param KEY=VALUE, e.g. --param temperature=0.2; "
-                             "see %%dashscope?)") from None
+        if "unrecognized arguments:" in str(exc):
+            raise UsageError(_unknown_flag_message(magic.parser, argv, str(exc))) from None
         raise
+
+
+def _unknown_flag_message(parser: Any, argv: list[str], message: str) -> str:
+    """"unrecognized arguments: …" → the first unknown flag, with the flag meant or --param."""
+    import difflib
+
+    rejected = message.split("unrecognized arguments:", 1)[1].split()
+    flags = [t for t in rejected if t.startswith("-") and t.split("=", 1)[0] not in parser._option_string_actions]
+    if not flags:
+        return f"%dashscope: {message}; see %%dashscope?"
+    token = flags[0]
+    name = token.split("=", 1)[0]
+    # Compared without the dashes, long flags only: "--" alone would make every flag look close.
+    known = {o.lstrip("-"): o for o in parser._option_string_actions if o.startswith("--")}
+    close = difflib.get_close_matches(name.lstrip("-"), list(known), n=1, cutoff=0.7)
+    if close:
+        return f"%dashscope: unknown flag {name}; did you mean {known[close[0]]}? (see %%dashscope?)"
+    value = token.split("=", 1)[1] if "=" in token else _value_after(argv, token)
+    return (f"%dashscope: unknown flag {name}; model parameters go in --param KEY=VALUE, e.g. "
+            f"--param {name.lstrip('-')}={value or 'VALUE'} (see %%dashscope?)")
+
+
+def _value_after(argv: list[str], token: str) -> str:
+    index = argv.index(token) if token in argv else -1
+    following = argv[index + 1] if 0 <= index < len(argv) - 1 else ""
+    return "" if following.startswith("-") and not _is_number(following) else following
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _refuse_repeats(parser: Any, argv: list[str]) -> None:

@@ -507,3 +507,23 @@ def test_image_hosts_trait_is_the_allow_list(fake_env, shell) -> None:
     assert error is None and _img_srcs(html) == []
     assert "allow-list" not in html and "localhost" in html  # allowed by the trait, refused for its address
     assert [r for r in fake_env.requests if r.method == "GET"] == []
+
+
+# -- the first five minutes: typos, keys, one error line, terminal ---------------------------
+@pytest.mark.parametrize("typo, meant", [("--plugin calculator", "--plugins"), ("--strem", "--stream"),
+                                         ("--modle qwen-max", "--model"), ("--plugin=calculator", "--plugins")])
+def test_flag_typo_suggests_the_flag_meant(shell, typo: str, meant: str) -> None:
+    cap, error = cell(shell, typo, "hi")
+    name = typo.split()[0].split("=")[0]
+    assert type(error).__name__ == "UsageError"
+    assert str(error).startswith(f"%dashscope: unknown flag {name}; did you mean {meant}?")
+    assert "Traceback" not in cap.stdout
+
+
+def test_misspelled_plugin_is_refused_before_sending(fake_env, shell) -> None:
+    cap, error = cell(shell, "--plugins calculater", "12345*98765是多少")
+    assert isinstance(error, ConfigError)
+    assert str(error).startswith("unknown plugin 'calculater'; did you mean 'calculator'?")
+    assert fake_env.generation_requests == []  # nothing was sent
+    cap, error = cell(shell, "--plugins pdf_extractor", "x")
+    assert isinstance(error, ConfigError) and "'pdf_extracter'" in str(error)
