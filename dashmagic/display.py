@@ -62,6 +62,8 @@ class LiveDisplay:
         self._next_send = float("-inf")
         self._pending: Trace | None = None
         self._shown_events = 0
+        #: Whether the final trace stayed on screen (False: blanked, an error before any step).
+        self.kept = False
         self.updates = 0  # how many bundles were sent to the frontend (benchmarks read this)
         self.bytes_sent = 0
 
@@ -123,7 +125,9 @@ class LiveDisplay:
                 self.discard()
                 raise Interrupted("Stopped by the user before any reply arrived.") from None
             last = last.replace(status="interrupted")
-            error = Interrupted("Stopped by the user; the partial trace is kept.")
+            # Only a trace with steps has a partial trace to keep (Stop may come before any byte).
+            error = Interrupted("Stopped by the user; the partial trace is kept." if last.steps
+                                else "Stopped by the user before any reply arrived.")
             error.trace = last
         if last is None:  # pragma: no cover - a client always yields before it raises
             raise error or Interrupted("No reply.")
@@ -131,6 +135,7 @@ class LiveDisplay:
             self.discard()
         else:
             self.close(last)
+            self.kept = True
         return last, error
 
     def discard(self) -> None:

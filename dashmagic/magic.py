@@ -146,8 +146,9 @@ class DashScopeMagics(Magics):
             args, cell, self._defaults(), self.shell.user_ns, history=self._chat, in_kernel=_in_kernel(self.shell)
         )
         _warn_unknown(plan.unknown_plugins)
+        typed: list[Secret] = []  # the getpass key, when this cell used one
         with Client(**plan.client) as client:
-            client.key_prompt = self._prompt_for_key if _can_prompt(self.shell) else None
+            client.key_prompt = self._key_prompt(typed) if _can_prompt(self.shell) else None
             call = client.build(plan.prompt, stream=plan.stream, **plan.call)
             if plan.dry_run:
                 return self._show_dry_run(call, client)
@@ -155,7 +156,7 @@ class DashScopeMagics(Magics):
         if plan.out:
             self.shell.user_ns[plan.out] = trace
         if error is not None:
-            raise error
+            raise self._one_line(error, trace, shown=self.last_display.kept, typed=bool(typed))
         if plan.chat:
             self._chat.extend(trace.turn())
         return None
@@ -180,6 +181,33 @@ class DashScopeMagics(Magics):
             self._session_key = validate_key(value, "the key typed at the prompt") if value else None
         return self._session_key
 
+    def _key_prompt(self, typed: list[Secret]) -> Callable[[], Secret | None]:
+        def ask() -> Secret | None:
+            key = self._prompt_for_key()
+            if key is not None:
+                typed.append(key)
+            return key
+
+        return ask
+
+    def _one_line(self, error: DashmagicError, trace: Trace, *, shown: bool, typed: bool) -> DashmagicError:
+        """The error as the cell's one line: said once, with the id the trace shows.
+
+        An error after the trace was shown is in the trace already (with its details): the line
+        only names it and points there. An error before anything is the only message, in full.
+        A 401 for a key typed at the prompt forgets that key, so the next cell asks again (a
+        key from the environment or a file is the user's setting and is never dropped).
+        """
+        from .errors import AuthenticationError, Interrupted
+
+        if shown and trace.status == "error" and not isinstance(error, Interrupted):
+            _set_message(error, _pointer(error, trace))
+        if isinstance(error, AuthenticationError) and typed:
+            self._session_key = None
+            _set_message(error, f"{error.message.rstrip('.')}; the key you typed was forgotten: run the cell "
+                                "again to enter another.")
+        return error
+
     def _show(self, client: Any, call: Call) -> tuple[Trace, DashmagicError | None]:
         from .display import LiveDisplay
         from .trace import Trace
@@ -202,6 +230,29 @@ class DashScopeMagics(Magics):
         from .render.request import render_call
 
         display(render_call(call, mode=client.mode, recordings=client.recordings), raw=True)
+
+
+def _set_message(error: DashmagicError, message: str) -> None:
+    error.message = message
+    error.args = (message,)
+
+
+def _pointer(error: DashmagicError, trace: Trace) -> str:
+    """``DashScope returned HTTP 500 InternalError; details in the trace above (request id X).``"""
+    status, code = getattr(error, "status_code", None), getattr(error, "code", None)
+    if status or code:
+        head = f"DashScope returned HTTP {status}" if status else "DashScope reported an error"
+        head += f" {code}" if code else ""
+    else:
+        head = _first_clause(error.message)
+    request_id = trace.request_id or getattr(error, "request_id", None)
+    return f"{head}; details in the trace above" + (f" (request id {request_id})." if request_id else ".")
+
+
+def _first_clause(text: str, limit: int = 120) -> str:
+    cut = min((i for i in (text.find(". "), text.find(": "), text.find(" ("), len(text)) if i >= 0))
+    head = text[:cut].rstrip(".")
+    return head if len(head) <= limit else head[: limit - 1] + "…"
 
 
 def _tidy_help(magic: Any) -> None:

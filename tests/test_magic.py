@@ -527,3 +527,75 @@ def test_misspelled_plugin_is_refused_before_sending(fake_env, shell) -> None:
     assert fake_env.generation_requests == []  # nothing was sent
     cap, error = cell(shell, "--plugins pdf_extractor", "x")
     assert isinstance(error, ConfigError) and "'pdf_extracter'" in str(error)
+
+
+def test_a_wrong_typed_key_is_forgotten_and_asked_for_again(fake_env, shell, monkeypatch) -> None:
+    monkeypatch.delenv("DASHSCOPE_API_KEY")
+    shell.kernel = FakeKernel(allow_stdin=True)
+    typed = iter(["sk-wrong-typed-0000", fake_env.api_key])
+    asked: list[str] = []
+    magics(shell)._getpass = lambda prompt: asked.append(prompt) or next(typed)
+    try:
+        cap, error = cell(shell, "--plugins calculator", "12345*98765是多少")
+        assert isinstance(error, AuthenticationError) and len(asked) == 1
+        assert "the key you typed was forgotten: run the cell again to enter another" in cap.stdout
+        cap, error = cell(shell, "--plugins calculator", "12345*98765是多少")
+        assert error is None and len(asked) == 2  # asked again, and the new key works
+        cell(shell, "--plugins calculator", "12345*98765是多少")
+        assert len(asked) == 2  # a good key is kept for the session
+        assert "sk-wrong-typed" not in cap.stdout + str([o.data for o in cap.outputs])
+    finally:
+        del shell.kernel
+
+
+def test_a_wrong_key_from_the_environment_is_never_forgotten(fake_env, shell, monkeypatch) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-wrong-env-0000")
+    shell.kernel = FakeKernel(allow_stdin=True)
+    asked: list[str] = []
+    magics(shell)._getpass = lambda prompt: asked.append(prompt) or "sk-never"
+    try:
+        for _ in range(2):
+            cap, error = cell(shell, "--plugins calculator", "x")
+            assert isinstance(error, AuthenticationError) and "forgotten" not in str(error)
+        assert asked == []
+    finally:
+        del shell.kernel
+
+
+def test_an_error_after_steps_is_shown_once_with_one_request_id(fake_env, kernel_shell) -> None:
+    fake_env.inject("error_event_mid")
+    line, body = seed_line("calculator", "--stream")
+    cap, error = cell(kernel_shell, line, body)
+    assert error is not None and error.status_code == 500
+    final = cap.outputs[-1]
+    text = final.data["text/plain"]
+    request_id = final.metadata["dashmagic"]["request_id"]
+    # The details live in the trace; the cell's one line names the error and points there.
+    assert cap.stdout.strip() == (f"ServerError: DashScope returned HTTP 500 InternalError; details in the trace "
+                                  f"above (request id {request_id}).")
+    assert cap.stderr == ""
+    service_text = "An internal error has occured"
+    assert (cap.stdout + text).count(service_text) == 1 and final.data["text/html"].count(service_text) == 1
+    ids = set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", cap.stdout + text + final.data["text/html"]))
+    assert ids == {request_id} and error.trace.request_id == request_id
+
+
+def test_an_error_before_anything_is_one_full_line(fake_env, kernel_shell) -> None:
+    fake_env.inject("error_event_first")
+    cap, error = cell(kernel_shell, "--plugins calculator --stream", "x")
+    assert cap.outputs[-1].data == {"text/plain": ""}
+    assert cap.stdout.strip() == f"ApiError: {error}" and "DataInspectionFailed" in cap.stdout
+    assert "details in the trace" not in cap.stdout
+
+
+def test_stop_before_the_first_byte_does_not_claim_a_partial_trace(fake_env, kernel_shell) -> None:
+    fake_env.inject("throttle")  # one retry: the trace gets a note, so it stays on screen
+    fake_env.inject("slow", seconds=3.0)
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    cap, error = cell(kernel_shell, "--plugins calculator --stream --out dm_stopped", "x")
+    timer.cancel()
+    assert isinstance(error, Interrupted) and "before any reply arrived" in str(error)
+    shown = cap.stdout + json.dumps([o.data for o in cap.outputs], ensure_ascii=False)
+    assert "partial trace" not in shown
+    assert kernel_shell.user_ns["dm_stopped"].steps == ()
