@@ -599,3 +599,24 @@ def test_stop_before_the_first_byte_does_not_claim_a_partial_trace(fake_env, ker
     shown = cap.stdout + json.dumps([o.data for o in cap.outputs], ensure_ascii=False)
     assert "partial trace" not in shown
     assert kernel_shell.user_ns["dm_stopped"].steps == ()
+
+
+def test_reprs_a_user_reads(shell, monkeypatch) -> None:
+    import pickle
+
+    from dashmagic.trace import Answer, CodeBlock, Usage
+
+    monkeypatch.setenv("DASHMAGIC_MODE", "replay")
+    cap, error = cell(shell, "--plugins code_interpreter --out dm_t", "画一个y=x^2的函数图")
+    trace = shell.user_ns["dm_t"]
+    assert error is None and pickle.loads(pickle.dumps(trace)) == trace  # repr only: equality, pickling kept
+    text = repr(trace)
+    assert text.startswith("Trace(status='complete', model='qwen-plus'") and "\n  steps=[\n" in text
+    assert "mappingproxy" not in text and "Signature" not in text and "OSSAccessKeyId" not in text
+    # Multi-line code reads as a block, one line per line of code.
+    assert "\n    plt.plot(x, y)\n" in repr(trace.code_blocks[0]) and repr(CodeBlock("x = 1")) == "CodeBlock(code='x = 1')"
+    assert repr(Usage(1, 2, 3)) == "Usage(input_tokens=1, output_tokens=2, total_tokens=3)"
+    assert repr(Usage(1, 2, 3, plugins={"calculator": 1})).endswith("plugins={'calculator': 1})")
+    long = repr(Answer("x" * 1_000_000))
+    assert len(long) < 200 and "(+999920 chars)" in long
+    assert Answer("a") == Answer("a") and hash(Usage(1)) == hash(Usage(1))
