@@ -152,7 +152,7 @@ class DashScopeMagics(Magics):
             call = client.build(plan.prompt, stream=plan.stream, **plan.call)
             if plan.dry_run:
                 return self._show_dry_run(call, client)
-            trace, error = self._show(client, call)
+            trace, error = self._show(client, call, out=plan.out)
         if plan.out:
             self.shell.user_ns[plan.out] = trace
         if error is not None:
@@ -208,11 +208,12 @@ class DashScopeMagics(Magics):
                                 "again to enter another.")
         return error
 
-    def _show(self, client: Any, call: Call) -> tuple[Trace, DashmagicError | None]:
+    def _show(self, client: Any, call: Call, out: str | None = None) -> tuple[Trace, DashmagicError | None]:
         from .display import LiveDisplay
         from .trace import Trace
 
-        view = LiveDisplay(live=self._live(), interval=self.update_interval)
+        view = LiveDisplay(live=self._live(), interval=self.update_interval,
+                           terminal=not _in_kernel(self.shell), out=out)
         self.last_display = view
         snapshots = client.execute(call, on_retry=view.show)
         if view.live:  # show at once that something is happening, even before the first byte

@@ -9,8 +9,10 @@ server payload by :mod:`dashmagic.events`; nothing here knows about HTTP or IPyt
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, Literal, Protocol, Union
 
 __all__ = [
@@ -267,6 +269,16 @@ class FetchedImage:
     def ok(self) -> bool:
         """True when the bytes are a PNG/JPEG/GIF/WEBP image ready to embed."""
         return self.error is None and self.data is not None and self.mime is not None
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the image's bytes to ``path`` (e.g. ``t.images[0].save("fig-001.png")``)."""
+        from .errors import ConfigError
+
+        if not self.ok or self.data is None:
+            raise ConfigError(f"This figure has no image to save ({self.error or 'not fetched'}): {self.display_url}")
+        target = Path(path).expanduser()
+        target.write_bytes(self.data)
+        return target
 
 
 class CallView(Protocol):

@@ -620,3 +620,44 @@ def test_reprs_a_user_reads(shell, monkeypatch) -> None:
     long = repr(Answer("x" * 1_000_000))
     assert len(long) < 200 and "(+999920 chars)" in long
     assert Answer("a") == Answer("a") and hash(Usage(1)) == hash(Usage(1))
+
+
+def test_terminal_streams_the_answer_as_it_arrives(fake_env, shell) -> None:
+    fake_env.chunk_chars = 2  # the answer arrives in many small events
+    pieces: list[str] = []
+    from dashmagic import display as display_module
+
+    real = display_module.LiveDisplay.__init__
+
+    def spy(self, **kwargs):  # record each write as it happens, then pass it on to stdout
+        real(self, **kwargs, write=lambda text: (pieces.append(text), print(text, end="")))
+
+    display_module.LiveDisplay.__init__ = spy
+    try:
+        line, body = seed_line("calculator", "--stream")
+        cap, error = cell(shell, line, body)
+    finally:
+        display_module.LiveDisplay.__init__ = real
+    answer = "12345*98765的结果是1219253925。"
+    assert error is None and len(pieces) > 3 and "".join(pieces).strip() == answer  # incrementally, once
+    assert cap.stdout.count(answer) == 1  # the streamed text; the transcript is the one display
+    assert len(cap.outputs) == 1 and answer in cap.outputs[0].data["text/plain"]
+
+
+def test_terminal_figure_says_where_its_bytes_are(fake_env, shell, tmp_path) -> None:
+    line, body = seed_line("code_interpreter_plot", "--out dm_fig")
+    cap, error = cell(shell, line, body)
+    text = cap.outputs[-1].data["text/plain"]
+    assert error is None and "(embedded)" not in text
+    assert re.search(r"\[figure\] fig-001: \d+\.\d kB PNG, kept in dm_fig\.images\[0\]; save with "
+                     r"dm_fig\.images\[0\]\.save\('fig-001\.png'\)", text), text
+    image = shell.user_ns["dm_fig"].images[0]
+    saved = image.save(tmp_path / "fig-001.png")
+    assert saved.read_bytes() == image.data and image.data.startswith(b"\x89PNG")
+    # In a notebook the figure is shown, so its text/plain line stays as it was.
+    shell.kernel = FakeKernel()
+    try:
+        cap, _ = cell(shell, line, body)
+    finally:
+        del shell.kernel
+    assert "(embedded)" in cap.outputs[-1].data["text/plain"]
