@@ -107,10 +107,24 @@ class DashScopeMagics(Magics):
     @magic_arguments.argument("--no-interpolate", action="store_true", help="Send {{ }} literally.")
     @magic_arguments.argument("--record", metavar="PATH", help="Call the service and append the exchange to PATH.")
     @magic_arguments.argument("--replay", metavar="PATH", help="Answer from a recording ('demo' = bundled examples); no network.")
+    # -- today's generation: built-in tools in the body (the seed's --plugins is the older one) --
+    @magic_arguments.argument("--thinking", dest="thinking", action="store_true", default=None, help="Show the model's reasoning (enable_thinking); default model qwen3-max.")
+    @magic_arguments.argument("--no-thinking", dest="thinking", action="store_false", help="Ask the model not to think.")
+    @magic_arguments.argument("--thinking-budget", type=int, metavar="N", help="At most N reasoning tokens (implies --thinking).")
+    @magic_arguments.argument("--code-interpreter", action="store_true", help="The built-in code interpreter (needs thinking and streaming); default model qwen3-max.")
+    @magic_arguments.argument("--search", action="store_true", help="Web search (enable_search).")
+    @magic_arguments.argument("--search-strategy", choices=("turbo", "max", "agent", "agent_max"), help="Search strategy (implies --search).")
+    @magic_arguments.argument("--forced-search", action="store_true", help="Always search (implies --search).")
+    @magic_arguments.argument("--sources", action="store_true", help="Show the search sources (implies --search).")
+    @magic_arguments.argument("--citations", action="store_true", help="Inline [1] citation markers linked to the sources (implies --sources).")
+    @magic_arguments.argument("--freshness", type=int, choices=(7, 30, 180, 365), help="Search only pages from the last N days (implies --search).")
+    @magic_arguments.argument("--tools", metavar="NAMES", help="Comma-separated variables holding JSON function-tool specs (or lists of them).")
+    @magic_arguments.argument("--endpoint", choices=("text", "multimodal"), help="Override the endpoint (default: multimodal for Qwen 3.5/3.6/3.7).")
     @magic_arguments.argument("prompt", nargs="*", help="(line magic) the prompt.")
     @line_cell_magic
     def dashscope(self, line: str, cell: str | None = None) -> None:
-        """Ask a DashScope model, with plugins, and show the plugin trace.
+        """Ask a DashScope model and show its trace. Today's tools: --thinking, --code-interpreter, --search, --tools.
+        The older generation (the X-DashScope-Plugin header, gated on new accounts): --plugins NAME,...
 
         Examples
         --------
@@ -126,6 +140,12 @@ class DashScopeMagics(Magics):
 
             %%dashscope --replay demo --plugins calculator
             12345*98765是多少
+
+            %%dashscope --code-interpreter
+            123的21次方是多少？
+
+            %%dashscope --search --citations --search-strategy max
+            What changed in pandas 3.0?
 
         ``{{ expr }}`` is replaced by its value in your namespace; single braces stay as typed.
         Everything below the first line is the prompt (a ``#`` line is sent too). ``--replay demo``

@@ -171,6 +171,14 @@ def read_usage(raw: Any) -> Usage:
         output_tokens=to_int(raw.get("output_tokens")),
         total_tokens=to_int(raw.get("total_tokens")),
         plugins=freeze(counts),
+        reasoning_tokens=_detail(raw, "output_tokens_details", "reasoning_tokens"),
+        cached_tokens=_detail(raw, "prompt_tokens_details", "cached_tokens"),
     )
+
+
+def _detail(raw: Mapping[str, Any], group: str, name: str) -> int | None:
+    """``usage.<group>.<name>`` (thinking and context-cache counts), None when absent."""
+    details = raw.get(group)
+    return to_int(details.get(name)) if isinstance(details, Mapping) else None
 
 
