@@ -382,6 +382,7 @@ class BuiltinFolder:
         self._reasoning = _Text(self._stream)
         self._answer = _Text(self._stream)
         self._slots: list[_Slot] = []
+        self._open: _Segment | None = None  # the run of text still growing
         self._code: dict[int, _Code] = {}
         self._search: _Search | None = None
         self._calls: dict[int, _Call] = {}
@@ -416,8 +417,11 @@ class BuiltinFolder:
         return message
 
     def _append_slot(self, slot: _Slot) -> None:
-        if self._slots and isinstance(self._slots[-1], _Segment):
-            self._slots[-1].close()
+        # A new step ends the open run of text; an unknown part beside it does not (it is shown
+        # after the text, which goes on growing in the same step).
+        if self._open is not None and not isinstance(slot, _Unknown):
+            self._open.close()
+            self._open = None
         self._slots.append(slot)
 
     def _add_text(self, kind: Literal["reasoning", "answer"], new: str) -> None:
@@ -426,10 +430,11 @@ class BuiltinFolder:
         field.merge(new)
         if field.length <= before:
             return  # nothing new to show (an empty delta, a repeated snapshot)
-        last = self._slots[-1] if self._slots else None
-        if not (isinstance(last, _Segment) and last.field is field):
+        if self._open is None or self._open.field is not field:
             # Thinking resumes after a tool run: a new step, after the code, in arrival order.
-            self._append_slot(_Segment(kind, field, before))
+            segment = _Segment(kind, field, before)
+            self._append_slot(segment)
+            self._open = segment
 
     def _read_tool_info(self, tool_info: Any, unknown: list[tuple[str, Any]]) -> None:
         if not isinstance(tool_info, list):
