@@ -123,8 +123,7 @@ class DashScopeMagics(Magics):
     @magic_arguments.argument("prompt", nargs="*", help="(line magic) the prompt.")
     @line_cell_magic
     def dashscope(self, line: str, cell: str | None = None) -> None:
-        """Ask a DashScope model and show its trace. Today's tools: --thinking, --code-interpreter, --search, --tools.
-        The older generation (the X-DashScope-Plugin header, gated on new accounts): --plugins NAME,...
+        """Ask a DashScope model, with plugins or today's built-in tools, and show the trace.
 
         Examples
         --------
@@ -281,6 +280,14 @@ def _can_prompt(shell: Any) -> bool:
     if kernel is not None:
         return bool(getattr(kernel, "_allow_stdin", False))
     return bool(sys.stdin and sys.stdin.isatty())
+
+
+# ``%%dashscope?`` opens with the two generations, above magic_arguments' usage block.
+_GENERATIONS = (
+    "Today's tools (body parameters): --thinking, --code-interpreter, --search [--sources --citations], --tools NAMES.\n"
+    "The older generation (the X-DashScope-Plugin header, gated on new accounts): --plugins NAME,...\n\n"
+)
+DashScopeMagics.dashscope.__doc__ = _GENERATIONS + (DashScopeMagics.dashscope.__doc__ or "")
 
 
 # -- extension entry points ---------------------------------------------------------------
