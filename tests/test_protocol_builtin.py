@@ -351,9 +351,14 @@ def test_folding_is_linear_in_the_reply() -> None:
 def test_turn_goes_back_without_reasoning_and_with_joined_tool_calls() -> None:
     call = build("weather?", stream=True, tools=[{"type": "function", "function": {"name": "w"}}])
     builder = TraceBuilder(call.info)
-    builder.feed({"output": out(reasoning="let me call w", tool_calls=[
-        {"index": 0, "id": "c1", "type": "function", "function": {"name": "w", "arguments": '{"a": '}}])})
-    builder.feed({"output": out(tool_calls=[{"index": 0, "function": {"arguments": "1}"}}])})
+    def delta(reasoning: str, call: dict[str, Any]) -> dict[str, Any]:
+        payload = {"output": out(reasoning=reasoning)}
+        payload["output"]["choices"][0]["message"]["tool_calls"] = [call]
+        return payload
+
+    builder.feed(delta("let me call w", {"index": 0, "id": "c1", "type": "function",
+                                         "function": {"name": "w", "arguments": '{"a": '}}))
+    builder.feed(delta("", {"index": 0, "function": {"arguments": "1}"}}))
     trace = builder.feed({"output": {"choices": [{"message": {"role": "assistant", "content": ""},
                                                   "finish_reason": "tool_calls"}]}})
     turn = trace.turn()
