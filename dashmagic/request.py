@@ -136,14 +136,6 @@ class CallOptions:
     tool_choice: str | Mapping[str, Any] | None = None
     endpoint: Endpoint | None = None
 
-    @property
-    def builtin_tools(self) -> bool:
-        """Whether anything of today's generation was asked (plugins are the older one)."""
-        return bool(
-            self.thinking is not None or self.thinking_budget is not None or self.code_interpreter
-            or self.search is not None or self.tools or self.tool_choice is not None
-        )
-
     @classmethod
     def of(cls, prompt: Prompt, *, stream: bool = False, **options: Unpack[CallKwargs]) -> CallOptions:
         """Check everything the service would reject; raises :class:`ConfigError` in one line."""

@@ -59,6 +59,8 @@ __all__ = ["FORMAT", "BuiltinToolsFormat", "BuiltinFolder", "endpoint_for", "mul
 _MULTIMODAL_MODEL = re.compile(r"^qwen3\.[5-7](?![0-9])", re.IGNORECASE)
 #: How much consistently growing text makes a stream count as snapshots (see the module doc).
 _UNDECIDED_CHARS = 64
+#: Arguments longer than this are parsed once, when the reply is complete (not on every event).
+_PARSE_WHILE_ARRIVING = 64 * 1024
 
 _OUTPUT_KEYS = frozenset({"choices", "tool_info", "search_info", "finish_reason", "text"})
 _CHOICE_KEYS = frozenset({"message", "finish_reason", "index", "logprobs"})
@@ -330,7 +332,7 @@ _Slot = Union[_Segment, _Code, _Search, _Call, _Unknown]
 def _parse_arguments(raw: str, final: bool) -> tuple[Any, str | None]:
     # Arguments arrive in fragments: parse only what may be whole (cheap check first).
     stripped = raw.strip()
-    if not final and not stripped.endswith(("}", "]")):
+    if not final and (len(stripped) > _PARSE_WHILE_ARRIVING or not stripped.endswith(("}", "]"))):
         return None, "still arriving"
     if not stripped:
         return {}, None
