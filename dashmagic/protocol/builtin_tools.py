@@ -15,7 +15,11 @@ with everything received so far for its field is a snapshot; one that does not p
 sends deltas (the service uses one kind per stream). Until the first proof, texts are read as
 snapshots and the raw pieces are kept, so a delta stream whose second piece happened to repeat
 the first (``"1"``, ``"1"``) is repaired when the proof comes; past :data:`_UNDECIDED_CHARS`
-characters of consistent growth the stream is taken for snapshots. Every pass is linear in the
+characters of consistent growth the stream is taken for snapshots. (The same text again is read
+as a repeated snapshot, as snapshot streams do on every event that changes another field; a delta
+stream whose every piece repeats the first exactly would be misread, and real ones prove
+themselves by their second or third event.) What was asked is not used: qwen3-max sends deltas
+unasked, and a proxy may send snapshots when deltas were asked. Every pass is linear in the
 reply: texts are kept as pieces and joined once per snapshot, only for the step that grew.
 """
 
