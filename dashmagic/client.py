@@ -520,7 +520,9 @@ def stream(prompt: Prompt, **options: Unpack[RunKwargs]) -> Iterator[Trace]:
 
     ``prompt`` is the user's text or a full ``messages`` list. What to ask: ``plugins``,
     ``model``, ``system``, ``files`` (document URLs), ``seed``, ``parameters``, ``history``
-    (e.g. ``trace.turn()`` of an earlier call). How to call: the :class:`Client` options
+    (e.g. ``trace.turn()`` of an earlier call); today's built-in tools: ``thinking``,
+    ``thinking_budget``, ``code_interpreter``, ``search`` (True or search options), ``tools`` (JSON
+    function specs), ``tool_choice``, ``endpoint``. How to call: the :class:`Client` options
     (``api_key``, ``base_url``, ``mode``, ``recordings``, ``timeout``, ``deadline``, ``retries``,
     ``embed_images``…). The request is checked now; nothing is sent until you iterate.
     """

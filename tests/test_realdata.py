@@ -360,3 +360,30 @@ def test_real_plugin_incremental_refusal_hints_at_todays_interpreter() -> None:
     message = str(info.value)
     assert "don't support incremental_output" in message and "--code-interpreter" in message
     assert "\n" not in message
+
+
+def test_magic_code_interpreter_cell_over_loopback_with_chat(shell: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``%%dashscope --code-interpreter --chat`` end to end: the flags, the model default, the
+    fold, and a reasoning-free turn kept for the next cell."""
+    from IPython.utils.capture import capture_output
+
+    body = (FIXTURES / "thinking-code-sse.txt").read_bytes()
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    magics = shell.magics_manager.registry["DashScopeMagics"]  # type: ignore[attr-defined]
+    with replay_server(body, "text/event-stream;charset=UTF-8") as server:
+        monkeypatch.setattr(magics, "base_url", server.base_url)
+        monkeypatch.setattr(magics, "live_updates", False)
+        with capture_output() as captured:
+            shell.run_cell_magic("dashscope", "--code-interpreter --stream --chat --out dm_t",  # type: ignore[attr-defined]
+                                 "mean and median of 1..10")
+    trace = shell.user_ns["dm_t"]  # type: ignore[attr-defined]
+    check_fixture_code(trace)
+    (sent,) = server.requests
+    assert sent["body"]["model"] == "qwen3-max"
+    assert sent["body"]["parameters"]["enable_code_interpreter"] is True
+    assert "X-DashScope-Plugin" not in sent["headers"]
+    assert magics._chat == trace.turn()
+    assert all("reasoning_content" not in m for m in magics._chat)
+    shown = "".join(o.data.get("text/plain", "") for o in captured.outputs)
+    assert "sum(range(1, 11)) / 10" in shown and KEY not in shown
+    magics._chat.clear()
