@@ -331,6 +331,17 @@ def test_usage_reads_reasoning_cached_and_plugin_counts() -> None:
     assert read_usage({"output_tokens_details": "junk"}).reasoning_tokens is None
 
 
+def test_usage_is_cumulative_per_stream_and_keeps_counts_a_later_event_omits() -> None:
+    builder = TraceBuilder(RequestInfo(model="m", protocol="builtin_tools"))
+    builder.feed({"output": out("a"), "usage": {"input_tokens": 281, "output_tokens": 3,
+                                                "plugins": {"search": {"count": 1}}}})
+    builder.feed({"output": out("b"), "usage": {"input_tokens": 723, "output_tokens": 9,
+                                                "output_tokens_details": {"reasoning_tokens": 4}}})
+    usage = builder.trace.usage
+    assert (usage.input_tokens, usage.output_tokens, usage.reasoning_tokens) == (723, 9, 4)
+    assert dict(usage.plugins) == {"search": 1}
+
+
 def test_finished_steps_are_reused_not_rebuilt() -> None:
     """Linear folding, checked by structure (no timing): once code follows it, a reasoning step is
     the same object in every later snapshot, and the growing answer is kept as pieces."""
