@@ -375,3 +375,23 @@ def test_turn_goes_back_without_reasoning_and_with_joined_tool_calls() -> None:
     follow = turn + [{"role": "tool", "content": "sunny", "tool_call_id": "c1"}]
     messages = build("thanks", history=follow).body["input"]["messages"]
     assert messages[1:4] == follow and all("reasoning_content" not in m for m in messages)
+
+
+def test_malformed_shapes_never_raise_and_are_never_dropped() -> None:
+    f = folder()
+    hostile: list[dict[str, Any]] = [
+        {"choices": [{"message": {"role": "assistant", "content": {"not": "text"}, "reasoning_content": 42,
+                                  "tool_calls": ["junk", {"index": "1", "function": {"name": "f", "arguments": 7}}]}}]},
+        {"choices": "junk", "tool_info": {"type": "code_interpreter"}, "search_info": {"search_results": ["x", None]}},
+        {"choices": [None], "tool_info": [None, 3, {"type": "code_interpreter", "code_interpreter": "junk"}]},
+        {"search_info": "junk", "text": 5},
+    ]
+    for output in hostile:
+        f.feed(output, incremental=True)
+    steps = f.steps(final=True)
+    where = {s.where for s in steps if s.kind == "unknown"}  # type: ignore[union-attr]
+    assert {"message.content", "message.tool_calls[0]", "output.tool_info", "output.search_info",
+            "output.search_info.search_results[0]", "output.tool_info[1]"} <= where
+    assert any(s.kind == "reasoning" and s.text == "42" for s in steps)  # type: ignore[union-attr]
+    (call,) = [s for s in steps if s.kind == "function_call"]
+    assert (call.index, call.name, call.arguments) == (1, "f", 7)  # type: ignore[union-attr]

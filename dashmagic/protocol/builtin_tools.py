@@ -471,7 +471,13 @@ class BuiltinFolder:
             return
         unknown.extend((f"output.search_info.{k}", v) for k, v in info.items() if k not in _SEARCH_KEYS)
         results = info.get("search_results")
-        sources = tuple(s for i, r in enumerate(results) if (s := _source(i, r))) if isinstance(results, list) else ()
+        sources: tuple[Source, ...] = ()
+        if isinstance(results, list):
+            sources = tuple(s for i, r in enumerate(results) if (s := _source(i, r)))
+            unknown.extend((f"output.search_info.search_results[{i}]", r) for i, r in enumerate(results)
+                           if not isinstance(r, Mapping))
+        elif not _empty(results):
+            unknown.append(("output.search_info.search_results", results))
         extra = info.get("extra_tool_info")
         extras = tuple(freeze(e) for e in extra) if isinstance(extra, list) else ()
         if not sources and not extras:
@@ -491,6 +497,7 @@ class BuiltinFolder:
             return
         for position, delta in enumerate(calls):
             if not isinstance(delta, Mapping):
+                unknown.append((f"message.tool_calls[{position}]", delta))
                 continue
             index = to_int(delta.get("index"))
             index = position if index is None else index
