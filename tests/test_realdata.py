@@ -387,3 +387,20 @@ def test_magic_code_interpreter_cell_over_loopback_with_chat(shell: Any, monkeyp
     shown = "".join(o.data.get("text/plain", "") for o in captured.outputs)
     assert "sum(range(1, 11)) / 10" in shown and KEY not in shown
     magics._chat.clear()
+
+
+@pytest.mark.parametrize(("capture", "prompt", "options"), [
+    ("cnblogs-single-generation-message-with-code-interpreter-sse", "123的21次方是多少？",
+     {"model": "qwen3-max-preview", "code_interpreter": True}),
+    ("cnblogs-single-generation-message-reasoning-sse-normalized", "请问 1+1 是多少？",
+     {"model": "qwen-plus-latest", "thinking_budget": 10}),
+])
+def test_our_request_is_the_captured_request(capture: str, prompt: str, options: dict[str, Any]) -> None:
+    """The keyword arguments a user would guess build exactly the body the real client sent."""
+    if REALDATA is None:
+        pytest.skip(SKIP_REAL)
+    captured = json.loads((REALDATA / f"{capture}.request.body.json").read_text(encoding="utf-8-sig"))
+    call = dashmagic.build_call(prompt, stream=True, system=None, **options)
+    assert call.body == captured
+    assert call.url.endswith("/api/v1/services/aigc/text-generation/generation")
+    assert call.headers["Accept"] == "text/event-stream" and call.headers["X-DashScope-SSE"] == "enable"
