@@ -106,7 +106,8 @@ def _client_options(args: Any, traits: Mapping[str, Any]) -> dict[str, Any]:
 def _default_model(args: Any, configured: str) -> str:
     """The configured model, unless it is the stock default and thinking or the built-in code
     interpreter is asked: then ``qwen3-max``, which does both (the stock qwen-plus does not)."""
-    if configured == DEFAULT_MODEL and (getattr(args, "thinking", None) or getattr(args, "code_interpreter", False)):
+    thinking = getattr(args, "thinking", None) or getattr(args, "thinking_budget", None) is not None
+    if configured == DEFAULT_MODEL and (thinking or getattr(args, "code_interpreter", False)):
         from .request import TOOLS_MODEL
 
         return TOOLS_MODEL

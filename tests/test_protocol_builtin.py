@@ -234,6 +234,8 @@ def test_flags_become_call_options_and_default_to_qwen3_max() -> None:
     assert plan.call["code_interpreter"] is True and plan.call["model"] == "qwen3-max"
     plan = plan_cell(args(thinking=True, model="qwq-plus", thinking_budget=9), "q", TRAITS, {})
     assert (plan.call["model"], plan.call["thinking"], plan.call["thinking_budget"]) == ("qwq-plus", True, 9)
+    assert plan_cell(args(thinking_budget=5), "q", TRAITS, {}).call["model"] == "qwen3-max"  # as run() does
+    assert build(thinking_budget=5).body["model"] == "qwen3-max"
     plan = plan_cell(args(thinking=False), "q", TRAITS, {})
     assert plan.call["thinking"] is False and plan.call["model"] == "qwen-plus"
     assert "thinking" not in plan_cell(args(), "q", TRAITS, {}).call  # the seed's cells are unchanged
