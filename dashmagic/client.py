@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from .config import Secret, Settings, Timeouts, check_base_url, validate_key
 from .errors import ConfigError, DashmagicError, Interrupted, ProtocolError, TimeoutError, TransportError
 from .events import TraceBuilder
-from .protocol import format_for
+from .protocol import format_for, with_hint
 from .protocol.envelope import decode_payload, error_from_body, payload_of_event
 from .request import Call, CallKwargs, CallOptions, Prompt
 from .sse import DEFAULT_MAX_EVENT_CHARS, SSEDecoder, ServerSentEvent
@@ -365,7 +365,8 @@ class _Exchange:
             final = self._snapshot(self.builder.interrupt())
             yield final
         except DashmagicError as exc:
-            failure = self.scrub.error(exc)
+            # A refusal that points at the other generation or endpoint says what to use instead.
+            failure = self.scrub.error(with_hint(exc, self.call))
             self._note_record_errors()
             final = self._snapshot(self.builder.fail(failure))
             yield final
@@ -600,7 +601,9 @@ def stream(prompt: Prompt, **options: Unpack[RunKwargs]) -> Iterator[Trace]:
 
     ``prompt`` is the user's text or a full ``messages`` list. What to ask: ``plugins``,
     ``model``, ``system``, ``files`` (document URLs), ``seed``, ``parameters``, ``history``
-    (e.g. ``trace.turn()`` of an earlier call). How to call: the :class:`Client` options
+    (e.g. ``trace.turn()`` of an earlier call); today's built-in tools: ``thinking``,
+    ``thinking_budget``, ``code_interpreter``, ``search`` (True or search options), ``tools`` (JSON
+    function specs), ``tool_choice``, ``endpoint``. How to call: the :class:`Client` options
     (``api_key``, ``base_url``, ``mode``, ``recordings``, ``timeout``, ``deadline``, ``retries``,
     ``embed_images``…). The request is checked now; nothing is sent until you iterate.
     """

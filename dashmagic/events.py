@@ -55,7 +55,7 @@ class TraceBuilder:
         self._folder.feed(output, incremental=incremental)
         self._trace = self._trace.replace(
             steps=self._folder.steps(final=finish is not None),
-            usage=read_usage(payload.get("usage")) if payload.get("usage") else self._trace.usage,
+            usage=read_usage(payload.get("usage"), self._trace.usage) if payload.get("usage") else self._trace.usage,
             request_id=to_str(payload.get("request_id")) or self._trace.request_id,
             model=self._request.model,
             finish_reason=finish,

@@ -125,10 +125,23 @@ class DashScopeMagics(Magics):
     # -- running the answer's code here (see dashmagic.local_run) --
     @magic_arguments.argument("--run-locally", action="store_true", help="Then run the trace's code in a separate Python process here (never this kernel); replayed in replay mode.")
     @magic_arguments.argument("--allow-invisible", action="store_true", help="With --run-locally: run code even if it holds bidi/invisible characters.")
+    # -- today's generation: built-in tools in the body (the seed's --plugins is the older one) --
+    @magic_arguments.argument("--thinking", dest="thinking", action="store_true", default=None, help="Show the model's reasoning (enable_thinking); default model qwen3-max.")
+    @magic_arguments.argument("--no-thinking", dest="thinking", action="store_false", help="Ask the model not to think.")
+    @magic_arguments.argument("--thinking-budget", type=int, metavar="N", help="At most N reasoning tokens (implies --thinking).")
+    @magic_arguments.argument("--code-interpreter", action="store_true", help="The built-in code interpreter (needs thinking and streaming); default model qwen3-max.")
+    @magic_arguments.argument("--search", action="store_true", help="Web search (enable_search).")
+    @magic_arguments.argument("--search-strategy", choices=("turbo", "max", "agent", "agent_max"), help="Search strategy (implies --search).")
+    @magic_arguments.argument("--forced-search", action="store_true", help="Always search (implies --search).")
+    @magic_arguments.argument("--sources", action="store_true", help="Show the search sources (implies --search).")
+    @magic_arguments.argument("--citations", action="store_true", help="Inline [1] citation markers linked to the sources (implies --sources).")
+    @magic_arguments.argument("--freshness", type=int, choices=(7, 30, 180, 365), help="Search only pages from the last N days (implies --search).")
+    @magic_arguments.argument("--tools", metavar="NAMES", help="Comma-separated variables holding JSON function-tool specs (or lists of them).")
+    @magic_arguments.argument("--endpoint", choices=("text", "multimodal"), help="Override the endpoint (default: multimodal for Qwen 3.5/3.6/3.7).")
     @magic_arguments.argument("prompt", nargs="*", help="(line magic) the prompt.")
     @line_cell_magic
     def dashscope(self, line: str, cell: str | None = None) -> None:
-        """Ask a DashScope model, with plugins, and show the plugin trace.
+        """Ask a DashScope model, with plugins or today's built-in tools, and show the trace.
 
         Everything below the first line is the prompt (a ``#`` line is sent too); the line
         form ``%dashscope FLAGS PROMPT`` takes it on one line. ``{{ expr }}`` is replaced by
@@ -151,6 +164,12 @@ class DashScopeMagics(Magics):
 
             %%dashscope --replay demo --plugins calculator
             12345*98765是多少
+
+            %%dashscope --code-interpreter
+            123的21次方是多少？
+
+            %%dashscope --search --citations --search-strategy max
+            What changed in pandas 3.0?
 
         The key is read from DASHSCOPE_API_KEY, DASHSCOPE_API_KEY_FILE_PATH or
         ~/.dashscope/api_key (never from a cell); with none in a Jupyter kernel you are asked
@@ -561,6 +580,14 @@ def _can_prompt(shell: Any) -> bool:
     if kernel is not None:
         return bool(getattr(kernel, "_allow_stdin", False))
     return bool(sys.stdin and sys.stdin.isatty())
+
+
+# ``%%dashscope?`` opens with the two generations, above magic_arguments' usage block.
+_GENERATIONS = (
+    "Today's tools (body parameters): --thinking, --code-interpreter, --search [--sources --citations], --tools NAMES.\n"
+    "The older generation (the X-DashScope-Plugin header, gated on new accounts): --plugins NAME,...\n\n"
+)
+DashScopeMagics.dashscope.__doc__ = _GENERATIONS + (DashScopeMagics.dashscope.__doc__ or "")
 
 
 # -- extension entry points ---------------------------------------------------------------

@@ -11,6 +11,12 @@ Generations:
 
 - ``plugin_header`` (:mod:`.plugin_header`): the seed's ``X-DashScope-Plugin`` header, plugin
   messages and ``Thought:`` / ``Final Answer:`` markers.
+- ``builtin_tools`` (:mod:`.builtin_tools`): today's generation — thinking, the built-in code
+  interpreter, web search and function tools as body ``parameters``, deltas, the multimodal
+  endpoint. Every call without plugins speaks it.
+
+When the service refuses a call in a way that points at the other generation, the format's
+:meth:`WireFormat.hint` names the flag or endpoint to use instead (:func:`with_hint`).
 
 Adding one: write ``protocol/<name>.py`` exposing ``FORMAT`` (a WireFormat), add its name to
 :data:`FORMATS`, and teach :func:`format_for` when to choose it.
@@ -23,10 +29,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from ..errors import ApiError, DashmagicError
     from ..request import Call, CallOptions
     from ..trace import RequestInfo, Step
 
-__all__ = ["Folder", "WireFormat", "FORMATS", "get_format", "format_for", "folder_for"]
+__all__ = ["Folder", "WireFormat", "FORMATS", "get_format", "format_for", "folder_for", "with_hint"]
 
 
 class Folder(Protocol):
@@ -53,9 +60,12 @@ class WireFormat(Protocol):
     def folder(self, request: RequestInfo) -> Folder:
         """A fresh folder for the reply to ``request``."""
 
+    def hint(self, error: ApiError, call: Call) -> str | None:
+        """What to change when the service refused ``call`` this way (one sentence), or None."""
+
 
 #: name → module; each module exposes ``FORMAT``. Imported on first use.
-FORMATS: Mapping[str, str] = {"plugin_header": ".plugin_header"}
+FORMATS: Mapping[str, str] = {"plugin_header": ".plugin_header", "builtin_tools": ".builtin_tools"}
 
 
 def get_format(name: str) -> WireFormat:
@@ -67,8 +77,32 @@ def get_format(name: str) -> WireFormat:
 
 
 def format_for(options: CallOptions) -> WireFormat:
-    """The generation a call speaks. Today every call uses the plugin header."""
-    return get_format("plugin_header")
+    """The generation a call speaks: plugins → the plugin header; everything else → built-in tools."""
+    return get_format("plugin_header" if options.plugins else "builtin_tools")
+
+
+def with_hint(error: DashmagicError, call: Call) -> DashmagicError:
+    """``error`` with the hint of the format that built ``call`` added to its one line.
+
+    Only service refusals (:class:`~dashmagic.errors.ApiError`) get one; the hint goes before the
+    request id, and the error keeps its type, code, status and request id.
+    """
+    from ..errors import ApiError
+
+    if not isinstance(error, ApiError):
+        return error
+    hint = get_format(call.info.protocol).hint(error, call)
+    if not hint:
+        return error
+    hinted = type(error)(
+        f"{error.service_message.strip()} {hint}",
+        status_code=error.status_code,
+        code=error.code,
+        request_id=error.request_id,
+    )
+    hinted.service_message = error.service_message
+    hinted.trace = error.trace
+    return hinted
 
 
 def folder_for(request: RequestInfo) -> Folder:

@@ -157,9 +157,32 @@ def finish_reason(output: Mapping[str, Any]) -> str | None:
     return None if text in ("", "null") else text
 
 
-def read_usage(raw: Any) -> Usage:
+def read_usage(raw: Any, previous: Usage | None = None) -> Usage:
+    """``usage`` of one payload. In a stream it is a running total; ``previous`` (the total so far)
+    fills what a later event leaves out, so a count seen once (``plugins.search``) is never lost."""
     if not isinstance(raw, Mapping):
-        return Usage()
+        return previous or Usage()
+    usage = _read_usage(raw)
+    return usage if previous is None else _carry(previous, usage)
+
+
+def _carry(previous: Usage, usage: Usage) -> Usage:
+    plugins = {**previous.plugins, **{k: max(v, previous.plugins.get(k, 0)) for k, v in usage.plugins.items()}}
+
+    def pick(new: int | None, old: int | None) -> int | None:
+        return old if new is None else new
+
+    return Usage(
+        input_tokens=pick(usage.input_tokens, previous.input_tokens),
+        output_tokens=pick(usage.output_tokens, previous.output_tokens),
+        total_tokens=pick(usage.total_tokens, previous.total_tokens),
+        plugins=freeze(plugins),
+        reasoning_tokens=pick(usage.reasoning_tokens, previous.reasoning_tokens),
+        cached_tokens=pick(usage.cached_tokens, previous.cached_tokens),
+    )
+
+
+def _read_usage(raw: Mapping[str, Any]) -> Usage:
     plugins = raw.get("plugins")
     counts: dict[str, int] = {}
     if isinstance(plugins, Mapping):
@@ -171,6 +194,14 @@ def read_usage(raw: Any) -> Usage:
         output_tokens=to_int(raw.get("output_tokens")),
         total_tokens=to_int(raw.get("total_tokens")),
         plugins=freeze(counts),
+        reasoning_tokens=_detail(raw, "output_tokens_details", "reasoning_tokens"),
+        cached_tokens=_detail(raw, "prompt_tokens_details", "cached_tokens"),
     )
+
+
+def _detail(raw: Mapping[str, Any], group: str, name: str) -> int | None:
+    """``usage.<group>.<name>`` (thinking and context-cache counts), None when absent."""
+    details = raw.get(group)
+    return to_int(details.get(name)) if isinstance(details, Mapping) else None
 
 

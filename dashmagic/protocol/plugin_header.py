@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..plugins import read_call, read_result, resolve_plugin
 from ..request import TEXT_GENERATION_PATH, Call, CallOptions, base_headers, build_messages
 from ..trace import Answer, PluginCall, PluginResult, RequestInfo, Status, Step, Thought, freeze, thaw
 from .envelope import to_int, to_str
+from .hints import endpoint_hint, first_hint, plugin_hint
+
+if TYPE_CHECKING:
+    from ..errors import ApiError
 
 __all__ = ["FORMAT", "HEADER", "PluginHeaderFormat", "PluginFolder", "plugin_header", "split_assistant"]
 
@@ -71,6 +75,10 @@ class PluginHeaderFormat:
 
     def folder(self, request: RequestInfo) -> PluginFolder:
         return PluginFolder(request)
+
+    def hint(self, error: ApiError, call: Call) -> str | None:
+        # Gated header or deltas with plugins → today's tools; a multimodal model → its endpoint.
+        return first_hint(error, call, plugin_hint, endpoint_hint)
 
 
 FORMAT = PluginHeaderFormat()
