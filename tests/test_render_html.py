@@ -89,11 +89,11 @@ def test_hotel_table_and_markdown_answer_table() -> None:
     table = out.split('<table class="dm-hotels">', 1)[1].split("</table>", 1)[0]
     assert table.count("<tr>") == 4  # header + 3 hotels
     for name in ("三亚山海天大酒店,傲途格精选", "三亚艾迪逊酒店", "三亚喜来登度假酒店"):
-        assert f"<tr><td>{name}</td>" in table
-    assert '<div class="dm-query">checkIn=2023-11-21&amp;checkOut=2023-11-22&amp;shid=53131055' in table
-    assert "<a " not in table  # the booking query string is text, not a link
+        assert f'<tr><td align="justify" style="text-align:justify">{name}</td>' in table
+    assert "checkIn=" not in table and "shid=" not in table  # dates and price, not plumbing
+    assert "<a " not in table  # the booking query string is not a link
     answer = out.split('<div class="dm-answer">', 1)[1]
-    assert "<table>" in answer and "<th>名称</th>" in answer and answer.count("<tr>") == 4
+    assert "<table>" in answer and '<th align="left" style="text-align:left">名称</th>' in answer and answer.count("<tr>") == 4
 
 
 def test_code_highlighted_with_output() -> None:

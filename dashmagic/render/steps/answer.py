@@ -10,8 +10,21 @@ from . import StepView
 __all__ = ["VIEW"]
 
 
+# JupyterLab right-aligns output cells with a two-class rule, and drops <style> when untrusted:
+# an inline text-align (kept by its sanitizer) is the one form that wins everywhere. Data cells
+# are justified: a one-line cell reads left-aligned, wrapped Chinese lines end flush, not ragged.
+# Cells the Markdown aligned itself (``|:-:|``) keep their own.
+# Cells also say ``align``: where styles are stripped (GitHub) it still beats the browser's
+# defaults (centred <th>, ragged <td>).
+_TH = '<th align="left" style="text-align:left">'
+_CELL = {"<td>": '<td align="justify" style="text-align:justify">', "<th>": _TH}
+
+
 def _html(step: Answer, trace: Trace, images: h.Images | None) -> str:
-    return f'<div class="dm-answer">{h.markdown_to_html(h.clean(step.text))}</div>'
+    body = h.markdown_to_html(h.clean(step.text))
+    for bare, aligned in _CELL.items():
+        body = body.replace(bare, aligned)
+    return f'<div class="dm-answer">{body}</div>'
 
 
 def _text(step: Answer, trace: Trace, images: t.Images | None) -> list[str]:
