@@ -12,6 +12,7 @@ update applied the way JupyterLab applies one (the output's ``innerHTML`` replac
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ from dashmagic.render import mimebundle
 from dashmagic.render._style import CSS
 from dashmagic.render.html import render_html
 from dashmagic.render.text import render_text
-from dashmagic.trace import Answer, Trace
+from dashmagic.trace import Answer, PluginResult, Status, Trace
 
 browser_only = pytest.mark.skipif(not available() or lab_static() is None, reason=INSTALL_HINT)
 
@@ -85,6 +86,17 @@ def test_a_step_that_shows_a_figure_stays_open() -> None:
     # The picture is the result the reader came for (text_to_image, a plot): not hidden.
     out = render_html(seed_trace("text_to_image"))
     assert _details_tags(out) == ['<details class="dm-step" open>']
+
+
+def test_a_failed_step_stays_open_with_its_reason() -> None:
+    trace = seed_trace("calculator")
+    denied = Status(403, "Forbidden", "no access")
+    failed = tuple(
+        dataclasses.replace(s, status=denied) if isinstance(s, PluginResult) else s
+        for s in trace.steps
+    )
+    out = render_html(trace.replace(steps=failed))
+    assert _details_tags(out) == ['<details class="dm-step" open>'] and "no access" in out
 
 
 def test_hotel_rows_show_name_dates_price_not_query_plumbing() -> None:

@@ -87,17 +87,18 @@ def _html(exchange: Exchange, trace: Trace, images: h.Images | None) -> str:
 
 
 def _unfolded(exchange: Exchange, running: bool) -> bool:
-    """Whether the step is emitted open: while it runs, or when its result is a figure.
+    """Whether the step is emitted open: while it runs, when it failed, or when it shows a figure.
 
     A display update replaces the output's DOM, so a reader's click lives only until the next
     snapshot. The fold state is therefore a function of the step alone and never changes once
     the step is done: a step folded while it ran stays folded through the answer's stream.
-    Figures stay in view (the picture is the result the reader came for).
+    A failure stays in view (its reason is in the body), and so do figures (the picture is the
+    result the reader came for).
     """
-    if running:
+    result = exchange.result
+    if running or (result is not None and not result.ok):
         return True
-    view = exchange.result.view if exchange.result is not None else None
-    return bool(getattr(view, "figures", ()))
+    return bool(getattr(result.view if result is not None else None, "figures", ()))
 
 
 # -- text ------------------------------------------------------------------------------------
