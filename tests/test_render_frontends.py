@@ -13,6 +13,7 @@ update applied the way JupyterLab applies one (the output's ``innerHTML`` replac
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import sys
 from pathlib import Path
@@ -129,10 +130,19 @@ def test_stylesheet_within_budget_and_text_plain_always_present() -> None:
 
 
 @pytest.fixture(scope="module")
-def tab() -> Any:
-    if not available() or lab_static() is None:
+def browser() -> Any:
+    # One browser for the module: Playwright's sync API cannot run two at once.
+    if not available():
         pytest.skip(INSTALL_HINT)
-    with launch() as browser, viewer(browser, width=760) as v:
+    with launch() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def tab(browser: Any) -> Any:
+    if lab_static() is None:
+        pytest.skip(INSTALL_HINT)
+    with viewer(browser, width=760) as v:
         yield v
 
 
@@ -254,6 +264,132 @@ def test_structure_reads_in_every_frontend(tab: Any, name: str) -> None:
             before = steps.nth(i).evaluate("d => d.open")
             steps.nth(i).locator("summary").first.click()
             assert steps.nth(i).evaluate("d => d.open") != before, where
+
+
+# -- a real JupyterLab server (opt-in) -------------------------------------------------------
+# Set DASHMAGIC_JUPYTER_LAB to a ``jupyter`` executable that has JupyterLab (a scratch venv: it
+# is not a dependency). The server listens on loopback only; its kernel is this interpreter
+# with this checkout on PYTHONPATH, so the cell renders with the code under test.
+
+_LAB = os.environ.get("DASHMAGIC_JUPYTER_LAB", "")
+_FOLD_CELL = """import sys, time
+sys.path.insert(0, {tests!r})
+from IPython.display import display
+from test_render_frontends import snapshots
+from dashmagic.render import mimebundle
+shots = [mimebundle(t) for t in snapshots()]
+handle = display(shots[0], raw=True, display_id=True)
+time.sleep(8)
+handle.update(shots[1], raw=True)
+time.sleep(3)
+handle.update(shots[2], raw=True)
+print("updates done")"""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Any:
+    if not (_LAB and Path(_LAB).is_file()):
+        pytest.skip("set DASHMAGIC_JUPYTER_LAB to a jupyter executable with JupyterLab")
+    import json
+    import socket
+    import subprocess
+    import time
+
+    import nbformat
+
+    root = tmp_path_factory.mktemp("lab")
+    kernels = root / "data" / "kernels" / "dm"
+    kernels.mkdir(parents=True)
+    here = Path(__file__).resolve().parent
+    (kernels / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "dashmagic under test", "language": "python",
+        "env": {"PYTHONPATH": str(here.parent)},
+    }))
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "dm", "display_name": "dm", "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell(_FOLD_CELL.format(tests=str(here)))]
+    nbformat.write(nb, root / "fold.ipynb")
+    saved = nbformat.v4.new_notebook()  # outputs saved, no signature: JupyterLab distrusts it
+    cell = nbformat.v4.new_code_cell("%%dashscope …", execution_count=1)
+    cell.outputs = [nbformat.v4.new_output("display_data", data=mimebundle(seed_trace("hotel")))]
+    code = nbformat.v4.new_code_cell("%%dashscope …", execution_count=2)
+    code.outputs = [nbformat.v4.new_output("display_data", data=mimebundle(seed_trace("code_equations")))]
+    saved.cells = [cell, code]
+    nbformat.write(saved, root / "saved.ipynb")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "JUPYTER_PATH": str(root / "data"), "JUPYTER_CONFIG_DIR": str(root / "cfg"),
+           "JUPYTER_RUNTIME_DIR": str(root / "run"), "JUPYTER_DATA_DIR": str(root / "data")}
+    server = subprocess.Popen(
+        [_LAB, "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}", "--IdentityProvider.token=dm",
+         f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
+         "jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(120):  # bounded: 60 s for the server to answer
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        yield context, f"http://127.0.0.1:{port}"
+        context.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _lab_open(lab: Any, name: str) -> Any:
+    context, base = lab
+    page = context.new_page()
+    page.goto(f"{base}/lab/tree/{name}?token=dm", wait_until="domcontentloaded", timeout=90_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    return page
+
+
+def test_real_jupyterlab_keeps_a_fold_across_display_updates(lab: Any) -> None:
+    page = _lab_open(lab, "fold.ipynb")
+    page.wait_for_selector(".jp-StatusBar-TextItem:has-text('| Idle')", timeout=90_000)
+    step = ".jp-OutputArea-output .dashmagic-trace details.dm-step"
+    for _ in range(3):  # bounded: a keypress that lands while the kernel is still starting is lost
+        page.click(".jp-Cell .jp-InputArea-editor")
+        page.keyboard.press("Shift+Enter")
+        try:
+            page.wait_for_selector(step, timeout=30_000)
+            break
+        except Exception:  # playwright's TimeoutError: try the (first) cell again
+            continue
+    page.wait_for_selector(step, timeout=1_000)
+    assert page.eval_on_selector(step, "d => d.open")  # the running call, open
+    page.click(f"{step} > summary")  # the reader folds it
+    assert not page.eval_on_selector(step, "d => d.open")
+    page.wait_for_selector(".jp-RenderedText:has-text('updates done')", timeout=60_000)
+    assert "streaming" not in page.inner_text(".jp-OutputArea-output .dashmagic-trace")
+    assert not page.eval_on_selector(step, "d => d.open")  # two updates later: still folded
+
+
+def test_real_jupyterlab_untrusted_notebook_stays_readable(lab: Any) -> None:
+    page = _lab_open(lab, "saved.ipynb")
+    page.wait_for_selector(".jp-OutputArea-output .dashmagic-trace table", state="attached", timeout=60_000)
+    facts = page.evaluate(
+        """() => {
+            const outs = Array.from(document.querySelectorAll('.jp-OutputArea-output'));
+            const cells = Array.from(document.querySelectorAll('.jp-OutputArea-output td, .jp-OutputArea-output th'));
+            const code = Array.from(document.querySelectorAll('.jp-OutputArea-output pre > code'));
+            return {styles: outs.map(o => o.querySelectorAll('style').length),
+                    aligns: [...new Set(cells.map(c => getComputedStyle(c).textAlign))],
+                    bands: code.map(c => [getComputedStyle(c).backgroundColor,
+                                          getComputedStyle(c.parentElement).backgroundColor]),
+                    steps: document.querySelectorAll('.jp-OutputArea-output details.dm-step').length};
+        }"""
+    )
+    assert facts["styles"] == [0, 0]  # untrusted: JupyterLab's sanitizer dropped the <style>
+    assert set(facts["aligns"]) <= {"left", "justify"}, facts["aligns"]
+    assert facts["bands"] and all(c in ("rgba(0, 0, 0, 0)", p) for c, p in facts["bands"]), facts["bands"]
+    assert facts["steps"] == 2
 
 
 # -- pictures for docs/screenshots ------------------------------------------------------------
