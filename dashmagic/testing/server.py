@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
+from . import batch as batch_api
 from .exchanges import FIGURE_PATH, Exchange, find_exchange, load_exchanges, prompt_text
 from .faults import Fault, InjectedFault
 from .oss import EXPIRED_XML, NOT_FOUND_XML, PLOT_OSS_PATH, TEXT_TO_IMAGE_OSS_PATH, rewrite_signed_urls
@@ -531,6 +532,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes -----------------------------------------------------------------------------
 
     def do_GET(self) -> None:
+        if batch_api.serve(self):  # /compatible-mode/v1/files and /batches: dashmagic.testing.batch
+            return
         self._record(b"")
         path = self.path.split("?", 1)[0]
         served = self.fake._file(path)
@@ -546,6 +549,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def do_POST(self) -> None:
+        if batch_api.serve(self):
+            return
         request = self._record(self._read_body())
         if self.path.split("?", 1)[0].rstrip("/") != GENERATION_PATH:
             self._send_json(404, _error_body("InvalidURL", "Invalid URL provided in your request."))
