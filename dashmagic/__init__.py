@@ -17,6 +17,7 @@ __all__ = [
     "run",
     "stream",
     "build_call",
+    "batch",
     "Trace",
     "DashmagicError",
     "ConfigError",
@@ -46,13 +47,20 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from . import batch
     from .client import Client, build_call, run, stream
     from .errors import *  # noqa: F403
     from ._constants import KNOWN_PLUGINS
     from .trace import Trace
 
 
+#: Submodules reached as attributes (``dashmagic.batch.submit``) without importing them up front.
+_SUBMODULES = frozenset({"batch"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return import_module(f".{name}", __name__)  # the import binds it in globals() itself
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'dashmagic' has no attribute {name!r}")
