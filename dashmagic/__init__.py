@@ -16,6 +16,8 @@ __all__ = [
     "Client",
     "run",
     "stream",
+    "map",
+    "to_frame",
     "build_call",
     "batch",
     "Trace",
@@ -40,6 +42,8 @@ _LAZY = {
     "Client": "client",
     "run": "client",
     "stream": "client",
+    "map": "client",
+    "to_frame": "batch_map",
     "build_call": "client",
     "Trace": "trace",
     "KNOWN_PLUGINS": "_constants",
@@ -48,7 +52,8 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from . import batch
-    from .client import Client, build_call, run, stream
+    from .batch_map import to_frame
+    from .client import Client, build_call, map, run, stream
     from .errors import *  # noqa: F403
     from ._constants import KNOWN_PLUGINS
     from .trace import Trace

@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from .config import Secret, Settings, Timeouts, check_base_url, validate_key
@@ -31,21 +31,28 @@ from .protocol.envelope import decode_payload, error_from_body, payload_of_event
 from .request import Call, CallKwargs, CallOptions, Prompt
 from .sse import DEFAULT_MAX_EVENT_CHARS, SSEDecoder, ServerSentEvent
 from .scrub import KeyScrubber
+from .limits import MAX_THROTTLED_TRIES
 from .trace import Trace
 
 if TYPE_CHECKING:
     import requests
     from typing_extensions import Unpack
 
-    from .images import ImageCache
+    from .batch_map import Traces
+    from .images import ImageCache, ImagePolicy
+    from .limits import RateLimiter
 
 __all__ = [
     "Client",
     "ClientKwargs",
+    "MapOptions",
+    "ClientMapKwargs",
+    "MapKwargs",
     "RunKwargs",
     "RetryPolicy",
     "run",
     "stream",
+    "map",
     "build_call",
     "DEFAULT_RETRIES",
     "DEFAULT_MAX_REPLY_BYTES",
@@ -74,12 +81,41 @@ class ClientKwargs(TypedDict, total=False):
     image_hosts: Any
     max_image_bytes: int | None
     max_reply_bytes: int
+    #: One limiter shared by every thread of the Client (requests and tokens per minute);
+    #: ``rpm``/``tpm`` make one. Without it, single calls go out unpaced, as they always did.
+    limiter: RateLimiter | None
+    rpm: float | None
+    tpm: float | None
 
 
 class RunKwargs(ClientKwargs, CallKwargs, total=False):
     """``run()``/``stream()``: how to call, what to ask, and whether errors raise."""
 
     raise_errors: bool
+
+
+class MapOptions(TypedDict, total=False):
+    """``map()``: what :meth:`Client.map` adds to a call's keywords."""
+
+    concurrency: int
+    template: str | None
+    rows: Any
+    record: Any
+    raise_errors: bool
+    progress: Any
+    #: Seconds between progress updates; whether the frontend is live (None: detect it).
+    update_interval: float
+    live: bool | None
+    #: Names ``template`` may use besides ``row`` and ``index`` (the magic passes the notebook's).
+    namespace: Mapping[str, Any] | None
+
+
+class ClientMapKwargs(CallKwargs, MapOptions, total=False):
+    """:meth:`Client.map`: what to ask of every row, and how to run the batch."""
+
+
+class MapKwargs(ClientKwargs, ClientMapKwargs, total=False):
+    """Module-level :func:`map`: how to call, what to ask, and how to run the batch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +129,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.cap)
-        backoff = min(self.cap, self.base * (2**attempt))
+        backoff = min(self.cap, self.base * 2.0**attempt)
         return backoff * (0.5 + random.random() / 2)  # "equal jitter"
 
 
@@ -113,6 +149,15 @@ def _retry_after(response: requests.Response) -> float | None:
             return None
         seconds = parsed.timestamp() - time.time()
     return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _limiter_of(options: Mapping[str, Any]) -> RateLimiter | None:
+    limiter = options.get("limiter")
+    if limiter is not None or (options.get("rpm") is None and options.get("tpm") is None):
+        return limiter
+    from .limits import RateLimiter
+
+    return RateLimiter(options.get("rpm"), options.get("tpm"))
 
 
 def _no_wait(seconds: float) -> None:
@@ -156,12 +201,13 @@ class Client:
         self._session = options.get("session")
         self._owns_session = False
         self._image_session: requests.Session | None = None
-        self._images: ImageCache | None = None
+        self._image_policy: ImagePolicy | None = None
         self._lock = threading.Lock()
         self._record_lock = threading.Lock()
         self._record_errors: list[str] = []
         self._closed = False
         self.key_prompt: Callable[[], Secret | None] | None = None
+        self.limiter = _limiter_of(options)
 
     def __repr__(self) -> str:
         return f"Client(mode={self.mode!r}, base_url={self.base_url!r})"
@@ -178,7 +224,7 @@ class Client:
             self._closed = True
             sessions = [s for s in (self._session if self._owns_session else None, self._image_session) if s]
             self._session = None if self._owns_session else self._session
-            self._image_session, self._images = None, None
+            self._image_session, self._image_policy = None, None
         for session in sessions:
             session.close()
 
@@ -226,21 +272,22 @@ class Client:
             errors, self._record_errors = self._record_errors, []
         return errors
 
-    def _image_cache(self, call: Call, key: Secret) -> ImageCache:
-        with self._lock:
-            if self._images is None:
-                from .images import ImageCache, ImagePolicy
-                from .transport import image_session_for
+    def image_cache(self, call: Call, key: Secret) -> ImageCache:
+        """A fresh figure cache for one trace: its own figure budget, this client's policy and
+        figure session (made once, on first use)."""
+        from .images import ImageCache, ImagePolicy
+        from .transport import image_session_for
 
+        with self._lock:
+            if self._image_policy is None:
                 policy_options: dict[str, Any] = {"timeout": min(self.timeouts.read, 30.0), "offline": self.replay}
                 if self._image_hosts is not None:
                     policy_options["hosts"] = tuple(self._image_hosts)
                 if self._max_image_bytes is not None:
                     policy_options["max_bytes"] = int(self._max_image_bytes)
-                policy = ImagePolicy.for_base_url(call.url, **policy_options)
+                self._image_policy = ImagePolicy.for_base_url(call.url, **policy_options)
                 self._image_session = image_session_for(self.mode, self.recordings, key=key, on_error=self._record_failed)
-                self._images = ImageCache(policy, session=self._image_session)
-            return self._images
+            return ImageCache(self._image_policy, session=self._image_session)
 
     # -- building and running ----------------------------------------------------------------
     def build(self, prompt: Prompt, *, stream: bool = False, **call: Unpack[CallKwargs]) -> Call:
@@ -256,6 +303,17 @@ class Client:
         """Call once (no streaming) and return the final Trace."""
         return _last(self.execute(self.build(prompt, stream=False, **call), raise_errors=raise_errors))
 
+    def map(self, prompts: Any = None, **options: Unpack[ClientMapKwargs]) -> Traces:
+        """Many prompts at once, in input order: see :func:`dashmagic.map`. The Client's limiter
+        (a default one is made on first use) paces every thread."""
+        from .batch_map import map_prompts
+
+        if self.limiter is None:
+            from .limits import RateLimiter
+
+            self.limiter = RateLimiter()
+        return map_prompts(self, prompts, **options)
+
     def execute(
         self, call: Call, *, raise_errors: bool = True, on_retry: Callable[[Trace], None] | None = None
     ) -> Iterator[Trace]:
@@ -266,14 +324,6 @@ class Client:
         """
         key = self.key()
         return _Exchange(self, call, key, on_retry).run(raise_errors)
-
-    def attach_images(self, trace: Trace, call: Call, key: Secret) -> Trace:
-        """The trace with its figures fetched (each URL once per client) and attached."""
-        if not self.embed_images or not trace.figures:
-            return trace
-        fetched = self._image_cache(call, key).fetch_all(trace.figures)
-        images = tuple(fetched.values())
-        return trace if images == trace.images else trace.replace(images=images)
 
 
 class _Exchange:
@@ -289,6 +339,11 @@ class _Exchange:
         self.started = time.monotonic()
         self.timeouts = client.timeouts
         self.sleep: Callable[[float], None] = _no_wait if client.replay else time.sleep
+        self.images: ImageCache | None = None
+        #: The tokens this call is booked for with the limiter (corrected by the real usage).
+        #: Replay answers from a file: nothing to pace.
+        self.limiter = None if client.replay else client.limiter
+        self.cost = self.limiter.cost(call.body_bytes()) if self.limiter is not None else 0.0
 
     def run(self, raise_errors: bool) -> Iterator[Trace]:
         response = None
@@ -298,7 +353,10 @@ class _Exchange:
             response = self._open()
             yield from self._read(response)
             self._note_record_errors()
-            yield self._finish()
+            final = self._finish()
+            if self.limiter is not None:
+                self.limiter.succeeded(self.cost, final.usage.total_tokens)
+            yield final
         except KeyboardInterrupt:
             failure = Interrupted(
                 "Stopped by the user; the partial trace is kept." if self.builder.trace.events
@@ -328,10 +386,13 @@ class _Exchange:
         from .transport import send
 
         session = self.client._http(self.key)
-        tries = self.client.retry.tries
-        for attempt in range(tries):
+        tries, limiter, throttles = self.client.retry.tries, self.limiter, 0
+        attempt = 0
+        while attempt < tries:
             last = attempt == tries - 1
             self._check_deadline()
+            if limiter is not None:
+                limiter.acquire(self.cost, timeout=max(0.0, self._remaining()))
             try:
                 response = send(session, self.call, self.key, self.timeouts.for_requests())
             except TransportError as exc:
@@ -343,16 +404,28 @@ class _Exchange:
                 if response.status_code < 400:
                     return response
                 error = self._http_error(response)
+                if limiter is not None and error.status_code == 429 and throttles < MAX_THROTTLED_TRIES:
+                    # The shared limiter waits this out for every thread (and slows them all);
+                    # the next acquire() blocks until the pause is over. Not a used-up try.
+                    throttles += 1
+                    pause = limiter.throttled(_retry_after(response), self.client.retry.delay(throttles, None))
+                    self._retrying(f"Throttled (HTTP 429): the batch waits {pause:.1f} s and slows down "
+                                   f"(throttle {throttles} of {MAX_THROTTLED_TRIES}).")
+                    continue
                 if last or not error.retryable:
                     raise error
                 wait = self.client.retry.delay(attempt, _retry_after(response))
                 why = f"HTTP {error.status_code}" + (f" {error.code}" if error.code else "")
             wait = min(wait, max(0.0, self._remaining()))
-            trace = self.scrub.trace(self.builder.note(f"Retrying after {why} (attempt {attempt + 2} of {tries}) in {wait:.1f} s."))
-            if self.on_retry is not None:
-                self.on_retry(trace)
-            self.sleep(wait)
+            self._retrying(f"Retrying after {why} (attempt {attempt + 2} of {tries}) in {wait:.1f} s.")
+            (limiter.sleep if limiter is not None else self.sleep)(wait)
+            attempt += 1
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retrying(self, note: str) -> None:
+        trace = self.scrub.trace(self.builder.note(note))
+        if self.on_retry is not None:
+            self.on_retry(trace)
 
     def _http_error(self, response: requests.Response) -> Any:
         from ._text import error_page_summary
@@ -391,17 +464,25 @@ class _Exchange:
                 yield self._snapshot(self.builder.feed(payload, incremental=self.call.incremental))
 
     def _snapshot(self, trace: Trace) -> Trace:
-        return self.client.attach_images(self.scrub.trace(trace), self.call, self.key)
+        """What the caller sees: the key scrubbed, the figures fetched (each URL once per trace)."""
+        trace = self.scrub.trace(trace)
+        if not self.client.embed_images or not trace.figures:
+            return trace
+        if self.images is None:
+            self.images = self.client.image_cache(self.call, self.key)
+        images = tuple(self.images.fetch_all(trace.figures).values())
+        return trace if images == trace.images else trace.replace(images=images)
 
     def _chunks(self, response: requests.Response) -> Iterator[bytes]:
         """The decoded body in pieces, never more than ``max_reply_bytes`` in all."""
         limit, total = self.client.max_reply_bytes, 0
-        raw = response.raw
-        read1 = getattr(raw, "read1", None)
-        pieces = iter(response.iter_content(chunk_size=65536)) if read1 is None else None
-        while True:
+        read1 = getattr(response.raw, "read1", None)
+        if read1 is None:  # a replay body may be a plain file-like object
+            pieces: Iterator[bytes] = response.iter_content(chunk_size=65536)
+        else:
             # decode_content: requests opens the body raw; a gzipped body must be inflated.
-            chunk = next(pieces, b"") if pieces is not None else read1(65536, decode_content=True)
+            pieces = iter(lambda: bytes(read1(65536, decode_content=True)), b"")
+        for chunk in pieces:
             if not chunk:
                 return
             total += len(chunk)
@@ -543,6 +624,25 @@ def run(prompt: Prompt, **options: Unpack[RunKwargs]) -> Trace:
     client_options, call, raise_errors = _split(dict(options))
     with Client(**client_options) as client:
         return client.run(prompt, raise_errors=raise_errors, **call)
+
+
+def map(prompts: Any = None, **options: Unpack[MapKwargs]) -> Traces:  # noqa: A001 - the batch verb
+    """Many prompts at once: results in input order, one Trace per prompt, failures kept per row.
+
+    ``prompts``: strings or message lists (any iterable, a pandas Series), or ``template=`` with
+    ``rows=`` (a DataFrame or dicts; ``{{ row.col }}`` and ``{{ index }}`` are filled per row, the
+    brace-safe rules of the magic). ``concurrency`` threads share one rate limiter (``rpm``,
+    ``tpm``; adaptive on 429). ``record=PATH`` appends each finished row as it completes, and a
+    rerun sends only the rows not yet answered; ``mode="replay"`` with ``record=PATH`` answers
+    the whole batch from the file, offline. ``progress``: None (a widget, a text bar or a final
+    summary, by where it runs), False, True, or a callable given the progress after each row.
+    A failed row holds its error (``status`` "error"/"interrupted"); ``raise_errors=True``
+    raises the first one after every row has finished. Every :func:`run` keyword works here.
+    """
+    rest: dict[str, Any] = dict(options)
+    client_options = {k: rest.pop(k) for k in list(rest) if k in ClientKwargs.__optional_keys__}
+    with Client(**client_options) as client:
+        return client.map(prompts, **rest)
 
 
 def build_call(prompt: Prompt, *, stream: bool = False, base_url: str | None = None, **call: Unpack[CallKwargs]) -> Call:

@@ -20,6 +20,14 @@ from .trace import Trace
 __all__ = ["LiveDisplay", "ObjectDisplay", "in_kernel", "output_metadata"]
 
 
+def _display() -> Callable[..., Any]:
+    """IPython's ``display`` (untyped upstream), imported when a trace is first shown."""
+    from IPython.display import display
+
+    shown: Callable[..., Any] = display
+    return shown
+
+
 def output_metadata(trace: Trace) -> dict[str, Any]:
     """Provenance kept in the output's metadata (no key, no signed URLs)."""
     usage = trace.usage
@@ -85,7 +93,7 @@ class LiveDisplay:
         self._send(trace)
 
     def _send(self, trace: Trace) -> None:
-        from IPython.display import display
+        display = _display()
 
         started = self._clock()
         data, metadata = self._bundle(trace)
@@ -142,7 +150,7 @@ class LiveDisplay:
 
     def close(self, final: Trace | None = None) -> None:
         """Send the final snapshot (always, even if the throttle just sent one)."""
-        from IPython.display import display
+        display = _display()
 
         trace = final or self._pending
         if trace is None:

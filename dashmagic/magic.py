@@ -25,7 +25,10 @@ from ._constants import DEFAULT_IMAGE_HOSTS, DEFAULT_MODEL, DEFAULT_SYSTEM, KNOW
 from .errors import DashmagicError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .config import Secret
+    from .plan import CellPlan
     from .request import Call
     from .trace import Trace
 
@@ -65,6 +68,12 @@ class DashScopeMagics(Magics):
     mode = Unicode("", help="live, record or replay ('' reads DASHMAGIC_MODE, default live).").tag(config=True)
     recordings = Unicode("", help="Recording file for record/replay ('' reads DASHMAGIC_RECORDINGS; replay defaults to 'demo').").tag(config=True)
     base_url = Unicode("", help="API base URL ('' reads DASHSCOPE_HTTP_BASE_URL, default Beijing).").tag(config=True)
+    local_timeout = Float(30.0, help="Seconds a --run-locally run may take before it is killed.").tag(config=True)
+    widgets = Bool(
+        None, allow_none=True,
+        help="Show small controls (copy the code, run it locally) under a trace. None: only in a Jupyter "
+        "server or VS Code kernel with live updates on and ipywidgets installed (never nbval/nbconvert).",
+    ).tag(config=True)
 
     @validate("mode")
     def _check_mode(self, proposal: dict[str, Any]) -> str:
@@ -73,7 +82,7 @@ class DashScopeMagics(Magics):
             raise TraitError(f"invalid mode {value!r}, expected one of {', '.join(MODES)}")
         return value
 
-    @validate("timeout", "connect_timeout", "update_interval")
+    @validate("timeout", "connect_timeout", "update_interval", "local_timeout")
     def _check_positive(self, proposal: dict[str, Any]) -> float:
         from .config import check_seconds
 
@@ -88,6 +97,8 @@ class DashScopeMagics(Magics):
         self._session_key: Secret | None = None  # from getpass, this kernel session only
         self._getpass: Callable[[str], str] = getpass.getpass
         self.last_display: Any = None  # the LiveDisplay of the last cell (tests, benchmarks)
+        self.last_trace: Trace | None = None  # what %dashscope_code reads by default
+        self.last_controls: Any = None  # the widget box shown under the last trace, if any
 
     # -- the magics -----------------------------------------------------------------------
     @no_var_expand
@@ -107,6 +118,13 @@ class DashScopeMagics(Magics):
     @magic_arguments.argument("--no-interpolate", action="store_true", help="Send {{ }} literally.")
     @magic_arguments.argument("--record", metavar="PATH", help="Call the service and append the exchange to PATH.")
     @magic_arguments.argument("--replay", metavar="PATH", help="Answer from a recording ('demo' = bundled examples); no network.")
+    # -- many prompts: the cell is a template run once per row (see _map_cell) --
+    @magic_arguments.argument("--over", metavar="DATAFRAME", help="Run the cell once per row; {{ row.col }} fills each.")
+    @magic_arguments.argument("--into", metavar="COLUMN[=FIELD]", help="With --over: put the answers (or a JSON field) in this column.")
+    @magic_arguments.argument("--concurrency", type=int, metavar="N", help="With --over: rows in flight at once (default 8).")
+    # -- running the answer's code here (see dashmagic.local_run) --
+    @magic_arguments.argument("--run-locally", action="store_true", help="Then run the trace's code in a separate Python process here (never this kernel); replayed in replay mode.")
+    @magic_arguments.argument("--allow-invisible", action="store_true", help="With --run-locally: run code even if it holds bidi/invisible characters.")
     @magic_arguments.argument("prompt", nargs="*", help="(line magic) the prompt.")
     @line_cell_magic
     def dashscope(self, line: str, cell: str | None = None) -> None:
@@ -142,12 +160,16 @@ class DashScopeMagics(Magics):
             args, cell, self._defaults(), self.shell.user_ns, history=self._chat, in_kernel=_in_kernel(self.shell)
         )
         _warn_unknown(plan.unknown_plugins)
+        if plan.batch is not None:
+            return self._map_cell(plan)
         with Client(**plan.client) as client:
             client.key_prompt = self._prompt_for_key if _can_prompt(self.shell) else None
             call = client.build(plan.prompt, stream=plan.stream, **plan.call)
             if plan.dry_run:
                 return self._show_dry_run(call, client)
-            trace, error = self._show(client, call)
+            trace, error = self._show(client, call, plan)
+        self.last_trace = trace
+        self._show_controls(trace, client)
         if plan.out:
             self.shell.user_ns[plan.out] = trace
         if error is not None:
@@ -163,6 +185,102 @@ class DashScopeMagics(Magics):
         self._chat.clear()
         print(f"dashmagic: chat history cleared ({turns} turn{'s' if turns != 1 else ''} forgotten).")
 
+    @magic_arguments.magic_arguments()
+    @magic_arguments.argument("n", nargs="?", type=int, help="Only the Nth code block (1 = the first).")
+    @magic_arguments.argument("--from", dest="source", metavar="NAME", help="A trace stored with --out NAME, not the last one.")
+    @line_magic
+    def dashscope_code(self, line: str = "") -> None:
+        """Put the model's code into the next cell, to read and run yourself (it is never run here).
+
+        Examples
+        --------
+        ::
+
+            %dashscope_code              # all code blocks of the last trace, joined
+            %dashscope_code 2            # only the second block
+            %dashscope_code --from t     # from a trace stored with --out t
+
+        Bidi and other invisible characters are kept exactly, and named (with their line and
+        column) in a warning first: such code may not run the way it reads.
+        """
+        args = magic_arguments.parse_argstring(self.dashscope_code, line)
+        trace = self._code_source(args.source)
+        if trace is None:
+            print("dashmagic: no trace yet: run a %%dashscope cell first, or name a stored one with --from NAME.")
+            return
+        code = _cell_code(trace, args.n)
+        if code is None:
+            print("dashmagic: that trace holds no code (no code_interpreter call and no code execution).")
+            return
+        _warn_invisible(code)
+        shell: Any = self.shell
+        shell.set_next_input(code, replace=False)
+
+    def _code_source(self, name: str | None) -> Trace | None:
+        from IPython.core.error import UsageError
+
+        from .trace import Trace
+
+        if name is None:
+            return self.last_trace
+        namespace: dict[str, Any] = getattr(self.shell, "user_ns", {})
+        value = namespace.get(name)
+        if not isinstance(value, Trace):
+            found = "no such variable" if name not in namespace else f"it is a {type(value).__name__}"
+            raise UsageError(f"%dashscope_code --from {name}: {found}; name a trace stored with --out {name}.")
+        return value
+
+    def _then_run_locally(self, snapshots: Iterator[Trace], client: Any, allow_invisible: bool) -> Iterator[Trace]:
+        """The call's snapshots, then one more: the final trace plus its LocalRun step."""
+        last = None
+        for last in snapshots:
+            yield last
+        if last is not None:
+            yield self._run_locally(last, client, allow_invisible)
+
+    def _run_locally(self, trace: Trace, client: Any, allow_invisible: bool) -> Trace:
+        from .local_run import run_trace
+        from .scrub import KeyScrubber
+
+        key = None if client.replay else client.key()
+        try:
+            return run_trace(
+                trace, mode=client.mode, recordings=client.recordings, timeout=self.local_timeout,
+                allow_invisible=allow_invisible, scrub=KeyScrubber(key).text,
+                secrets=[key.reveal()] if key is not None else [],
+            )
+        except DashmagicError as exc:
+            exc.trace = trace  # the service's trace is still shown, the error on its own line
+            raise
+
+    def _show_controls(self, trace: Trace, client: Any) -> None:
+        """Widgets under the trace, as a separate output (the trace's own output never changes)."""
+        if not self._widgets_wanted():
+            return
+        from .widgets import trace_controls
+
+        mode, recordings = client.mode, client.recordings
+
+        def run(current: Trace) -> Trace:
+            from .local_run import run_trace
+
+            return run_trace(current, mode=mode, recordings=recordings, timeout=self.local_timeout)
+
+        box = trace_controls(trace, self.shell, run_locally=run)
+        if box is not None:
+            from IPython.display import display
+
+            self.last_controls = box
+            display(box)
+
+    def _widgets_wanted(self) -> bool:
+        if self.widgets is not None:
+            return bool(self.widgets) and _in_kernel(self.shell)
+        # nbval runs with DASHMAGIC_LIVE=0 (so _live() is off); nbconvert/nbclient kernels are not
+        # started by a Jupyter server (JPY_SESSION_NAME) nor by VS Code (__vsc_ipynb_file__).
+        frontend = bool(os.environ.get("JPY_SESSION_NAME")) or "__vsc_ipynb_file__" in getattr(self.shell, "user_ns", {})
+        return self._live() and frontend
+
     # -- adapter pieces -------------------------------------------------------------------------
     def _defaults(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.trait_names(config=True)}
@@ -176,16 +294,42 @@ class DashScopeMagics(Magics):
             self._session_key = validate_key(value, "the key typed at the prompt") if value else None
         return self._session_key
 
-    def _show(self, client: Any, call: Call) -> tuple[Trace, DashmagicError | None]:
+    def _show(self, client: Any, call: Call, plan: CellPlan | None = None) -> tuple[Trace, DashmagicError | None]:
         from .display import LiveDisplay
         from .trace import Trace
 
         view = LiveDisplay(live=self._live(), interval=self.update_interval)
         self.last_display = view
         snapshots = client.execute(call, on_retry=view.show)
+        if plan is not None and plan.run_locally:
+            snapshots = self._then_run_locally(snapshots, client, plan.allow_invisible)
         if view.live:  # show at once that something is happening, even before the first byte
             view.show(Trace(request=call.info))
         return view.follow(snapshots)
+
+    def _map_cell(self, plan: Any) -> None:
+        """``--over df``: one call per row, a progress display, then a summary table (not N traces)."""
+        from IPython.display import display
+
+        from .batch_map import parse_json_answer
+        from .client import Client
+        from .progress import BatchSummary
+
+        batch = plan.batch
+        rows = self.shell.user_ns[batch.over]
+        with Client(**plan.client) as client:
+            client.key_prompt = self._prompt_for_key if _can_prompt(self.shell) else None
+            traces = client.map(
+                template=plan.prompt, rows=rows, namespace=self.shell.user_ns, concurrency=batch.concurrency,
+                record=batch.record, live=self._live(), update_interval=self.update_interval, **plan.call,
+            )
+        if plan.out:
+            self.shell.user_ns[plan.out] = traces
+        if batch.into is not None:
+            field = batch.into_field
+            values = [t.answer if field is None else _field(parse_json_answer(t.answer), field) for t in traces]
+            _fill_column(rows, batch.into, values)
+        display(BatchSummary(traces, traces.labels))
 
     def _live(self) -> bool:
         if self.live_updates is not None:
@@ -200,6 +344,20 @@ class DashScopeMagics(Magics):
         display(render_call(call, mode=client.mode, recordings=client.recordings), raw=True)
 
 
+def _field(parsed: Any, name: str) -> Any:
+    return parsed.get(name) if isinstance(parsed, dict) else None
+
+
+def _fill_column(rows: Any, column: str, values: list[Any]) -> None:
+    """``--into``: a DataFrame gets a column (row order = its own); dict rows get a key."""
+    if hasattr(rows, "iterrows") and hasattr(rows, "__setitem__"):
+        rows[column] = values
+        return
+    for row, value in zip(rows, values):
+        if isinstance(row, dict):
+            row[column] = value
+
+
 def _warn_unknown(unknown: tuple[str, ...]) -> None:
     if unknown:
         # warn_explicit: the warning names the magic, not dashmagic's install path, and it is
@@ -208,6 +366,32 @@ def _warn_unknown(unknown: tuple[str, ...]) -> None:
             f"Unknown plugin(s) {', '.join(unknown)}: sent anyway. Known plugins: {', '.join(KNOWN_PLUGINS)}.",
             UserWarning, filename="%%dashscope", lineno=1,
         )
+
+
+def _cell_code(trace: Trace, n: int | None) -> str | None:
+    """The code for the next cell: every block joined, or the Nth (1-based); None when there is none."""
+    from IPython.core.error import UsageError
+
+    from .local_run import joined_code
+
+    blocks = [block.code for block in trace.code_blocks]
+    if not blocks:
+        return None
+    if n is None:
+        return joined_code(blocks)
+    if not 1 <= n <= len(blocks):
+        raise UsageError(f"%dashscope_code {n}: the trace has {len(blocks)} code block"
+                         f"{'s' if len(blocks) != 1 else ''}; give 1 to {len(blocks)}, or no number for all.")
+    return joined_code([blocks[n - 1]])
+
+
+def _warn_invisible(code: str) -> None:
+    from .local_run import invisible_warning
+
+    warning = invisible_warning([code])
+    if warning is not None:
+        warnings.warn_explicit(f"{warning[0].upper()}{warning[1:]} They are kept in the cell exactly.",
+                               UserWarning, filename="%dashscope_code", lineno=1)
 
 
 def _parse_line(magic: Any, line: str) -> Any:

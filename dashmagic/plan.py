@@ -15,7 +15,7 @@ from .cell import check_prompt, interpolate, parse_params, parse_plugins
 from .config import check_seconds
 from .errors import ConfigError
 
-__all__ = ["CellPlan", "plan_cell"]
+__all__ = ["CellPlan", "BatchPlan", "plan_cell"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,24 @@ class CellPlan:
     out: str | None = None
     chat: bool = False
     unknown_plugins: tuple[str, ...] = field(default=())
+    #: ``--over``: the cell is a template run once per row (see :class:`BatchPlan`).
+    batch: BatchPlan | None = None
+    #: ``--run-locally``: run the trace's code in a separate process afterwards (see local_run).
+    run_locally: bool = False
+    #: ``--allow-invisible``: run it even when it holds bidi/invisible characters.
+    allow_invisible: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPlan:
+    """``--over df``: the rows, where answers go, and the record file (``--record``/``--replay``)."""
+
+    over: str
+    into: str | None = None
+    into_field: str | None = None
+    concurrency: int = 8
+    record: str | None = None
+    replay: bool = False
 
 
 def plan_cell(
@@ -51,7 +69,8 @@ def plan_cell(
     text = " ".join(args.prompt) if cell is None else cell
     # A cell body ends with a newline; surrounding blank space is never part of the question.
     prompt = check_prompt(text).strip()
-    if traits["interpolate"] and not args.no_interpolate:
+    batch = _batch_plan(args, namespace)
+    if batch is None and traits["interpolate"] and not args.no_interpolate:
         prompt = check_prompt(interpolate(prompt, namespace))
     if args.out is not None and not args.out.isidentifier():
         raise ConfigError(f"--out needs a Python variable name, got {args.out!r}.")
@@ -60,7 +79,7 @@ def plan_cell(
     return CellPlan(
         prompt=prompt,
         stream=bool(stream),
-        client=_client_options(args, traits),
+        client=_client_options(args, traits, batch),
         call={
             "plugins": plugins,
             "model": args.model or traits["model"],
@@ -74,12 +93,54 @@ def plan_cell(
         out=args.out,
         chat=bool(args.chat),
         unknown_plugins=unknown,
+        batch=batch,
+        **_local_run_flags(args),
     )
 
 
-def _client_options(args: Any, traits: Mapping[str, Any]) -> dict[str, Any]:
+def _batch_plan(args: Any, namespace: Mapping[str, Any]) -> BatchPlan | None:
+    """The ``--over`` flags; the template itself is filled per row by :func:`dashmagic.map`."""
+    over = getattr(args, "over", None)
+    if over is None:
+        for flag in ("into", "concurrency"):
+            if getattr(args, flag, None) is not None:
+                raise ConfigError(f"--{flag} works with --over DATAFRAME (one prompt per row).")
+        return None
+    if not over.isidentifier() or over not in namespace:
+        raise ConfigError(f"--over needs the name of a DataFrame (or list of dicts) defined above, got {over!r}.")
+    if args.chat or args.stream:
+        raise ConfigError("--over runs one independent prompt per row: it does not take --chat or --stream.")
+    if args.no_interpolate:
+        raise ConfigError("--over fills {{ row.col }} per row; it cannot be combined with --no-interpolate.")
+    into, _, into_field = (args.into or "").partition("=")
+    if args.into is not None and (not into.strip() or (_ and not into_field.strip())):
+        raise ConfigError(f"--into needs a column name, or COLUMN=FIELD for a JSON answer's field; got {args.into!r}.")
+    concurrency = 8 if args.concurrency is None else args.concurrency
+    if not 1 <= concurrency <= 64:
+        raise ConfigError(f"--concurrency must be from 1 to 64, got {concurrency}.")
+    record = args.record if args.record is not None else args.replay
+    if args.record is not None and args.replay is not None:
+        raise ConfigError("Give --record PATH (answer and save) or --replay PATH (answer from the file), not both.")
+    if record is not None and not record.strip():
+        raise ConfigError("--record/--replay need the path of the batch's record file.")
+    return BatchPlan(over=over, into=into.strip() or None, into_field=into_field.strip() or None,
+                     concurrency=concurrency, record=record, replay=args.replay is not None)
+
+
+def _local_run_flags(args: Any) -> dict[str, bool]:
+    run, allow = bool(getattr(args, "run_locally", False)), bool(getattr(args, "allow_invisible", False))
+    if allow and not run:
+        raise ConfigError("--allow-invisible only matters with --run-locally; add --run-locally, or drop it.")
+    if run and args.dry_run:
+        raise ConfigError("--run-locally runs the answer's code, and --dry-run sends nothing: use one of them.")
+    return {"run_locally": run, "allow_invisible": allow}
+
+
+def _client_options(args: Any, traits: Mapping[str, Any], batch: BatchPlan | None = None) -> dict[str, Any]:
     mode, recordings = traits["mode"] or None, traits["recordings"] or None
-    if args.record is not None or args.replay is not None:
+    if batch is not None and batch.replay:
+        mode = "replay"  # answered from the batch's record file, offline
+    elif batch is None and (args.record is not None or args.replay is not None):
         from .transport import choose_mode  # the flags' rules: '' is refused, the two exclude each other
 
         mode, recordings = choose_mode(None, None, record=args.record, replay=args.replay)

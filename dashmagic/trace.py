@@ -35,6 +35,8 @@ __all__ = [
     "SearchResults",
     "FunctionCall",
     "UnknownPart",
+    "LocalRun",
+    "LocalRunStatus",
     "Trace",
     "TraceStatus",
     "FrozenMap",
@@ -364,7 +366,49 @@ class UnknownPart:
     kind: Literal["unknown"] = "unknown"
 
 
-Step = Union[Thought, PluginCall, PluginResult, Answer, Reasoning, CodeExecution, SearchResults, FunctionCall, UnknownPart]
+LocalRunStatus = Literal["ok", "error", "timeout", "refused"]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRun:
+    """The trace's code, run HERE (a separate Python process on this machine), not on DashScope.
+
+    Made only on request (``--run-locally``, :meth:`Trace.run_locally`) by
+    :mod:`dashmagic.local_run`. ``status``: ``ok`` (exit 0), ``error`` (non-zero exit: the
+    traceback is in ``stderr``), ``timeout`` (killed, with its process group, after ``timeout``
+    seconds) or ``refused`` (nothing ran; ``reason`` says why, e.g. invisible characters).
+    ``stdout_dropped`` / ``stderr_dropped`` count the bytes cut past the cap. ``figures`` are the
+    PNGs of the figures matplotlib had open at the end; ``files`` what the code left in its
+    temporary folder (removed afterwards). ``replayed``: the result came from a recording.
+    """
+
+    code_sha256: str
+    status: LocalRunStatus
+    blocks: int = 0
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    stdout_dropped: int = 0
+    stderr_dropped: int = 0
+    value: str | None = None
+    figures: tuple[FetchedImage, ...] = ()
+    files: tuple[str, ...] = ()
+    duration: float = 0.0
+    timeout: float = 30.0
+    reason: str = ""
+    replayed: bool = False
+    kind: Literal["local_run"] = "local_run"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def timed_out(self) -> bool:
+        return self.status == "timeout"
+
+
+Step = Union[Thought, PluginCall, PluginResult, Answer, Reasoning, CodeExecution, SearchResults, FunctionCall, UnknownPart, LocalRun]
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,7 +506,7 @@ class Trace:
     @property
     def code_blocks(self) -> tuple[CodeBlock, ...]:
         """Code the model ran or asked to run, in order: the ``code_interpreter`` plugin's calls and
-        the built-in interpreter's executions (display only: never executed)."""
+        the built-in interpreter's executions (never executed, except by :meth:`run_locally`, on request)."""
         blocks: list[CodeBlock] = []
         for step in self.steps:
             if isinstance(step, PluginCall) and step.view is not None:
@@ -485,6 +529,23 @@ class Trace:
     def sources(self) -> tuple[Source, ...]:
         """Web-search sources, in the order the service listed them."""
         return tuple(src for s in self.steps if isinstance(s, SearchResults) for src in s.sources)
+
+    @property
+    def local_runs(self) -> tuple[LocalRun, ...]:
+        """Runs of this trace's code on this machine (``--run-locally``), in order."""
+        return tuple(s for s in self.steps if isinstance(s, LocalRun))
+
+    def run_locally(self, **options: Any) -> Trace:
+        """This trace plus a :class:`LocalRun` step: its code run in a separate Python process.
+
+        Never in this kernel. Options (see :func:`dashmagic.local_run.run_trace`): ``timeout``
+        (30 s), ``allow_invisible`` (False: code holding bidi/invisible characters is refused),
+        ``mode`` and ``recordings`` (default ``DASHMAGIC_MODE`` / ``DASHMAGIC_RECORDINGS``: in
+        replay mode the result comes from the recording and nothing runs).
+        """
+        from .local_run import run_trace
+
+        return run_trace(self, **options)
 
     @property
     def figures(self) -> tuple[Figure, ...]:

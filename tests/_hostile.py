@@ -22,6 +22,12 @@ from dashmagic.plugins.text_to_image import TextToImageArgs, TextToImageResult
 from dashmagic.trace import (
     Answer,
     CodeBlock,
+    CodeExecution,
+    FunctionCall,
+    Reasoning,
+    SearchResults,
+    Source,
+    UnknownPart,
     ErrorInfo,
     Figure,
     PluginCall,
@@ -70,7 +76,23 @@ HOSTILE_MARKDOWN = f"""# Title {H}
 ```html
 {H}
 ```
+
+Cited[1][ref_2][3][ref_4][99] and `code[1]`
 """
+
+#: Bidi controls (Trojan Source) and terminal/control characters, for today's fields.
+BIDI_CTRL = "\u202eevil\u2066 \x1b[2J\x07\r\x00 \u200b"
+#: Nesting deeper than ``json`` recurses (the trace freezes it iteratively, so it can hold it).
+DEEP_RAW = "[" * 5000 + "]" * 5000
+#: A megabyte-scale argument string (kept at 200 kB so the many hostile renders stay quick).
+HUGE_ARGS = '{"payload": "' + "<script>window.__pwned=1</script>" * 6000 + '"}'
+
+
+def _deep() -> Any:
+    value: Any = []
+    for _ in range(5000):
+        value = [value]
+    return freeze(value)
 
 #: Every string that must appear verbatim in text/plain.
 VERBATIM = (H,)
@@ -116,7 +138,33 @@ def hostile_steps() -> tuple[Any, ...]:
         PluginResult("calculator", H, H + "{", None, f"not valid JSON {H}", Status(400, H, H), None),
         PluginResult("orphan", H, H, view=None),
         PluginCall("calculator", H, H, None, H, None),  # still running / never answered
+        *hostile_current_steps(),
         Answer(HOSTILE_MARKDOWN),
+    )
+
+
+def hostile_sources() -> tuple[Source, ...]:
+    """Index 1.. over every bad URL (as url *and* icon), hostile title and site everywhere."""
+    return tuple(
+        Source(i, title=H + BIDI_CTRL, url=url, site_name=H, icon=url) for i, url in enumerate(BAD_URLS, 1)
+    ) + (Source(len(BAD_URLS) + 1, "", "", "", "javascript:window.__pwned=1"),)
+
+
+def hostile_current_steps() -> tuple[Any, ...]:
+    """Today's steps with ``H``, bidi/control characters, bad URLs and huge or deep values in
+    every field (the answer that cites the sources is :data:`HOSTILE_MARKDOWN`)."""
+    return (
+        Reasoning(H + BIDI_CTRL),
+        CodeExecution(f"print({H!r}){BIDI_CTRL}", index=0, language=H),
+        CodeExecution("", index=1),
+        Reasoning(H),
+        SearchResults(hostile_sources(), extra=(freeze({H: H, "url": BAD_URLS[0]}), _deep())),
+        FunctionCall(0, H, H + BIDI_CTRL, json.dumps({H: [H, BIDI_CTRL]}), freeze({H: [H, BIDI_CTRL]})),
+        FunctionCall(1, H, H, H + "{", None, f"not valid JSON {H}"),
+        FunctionCall(2, "", "", DEEP_RAW, _deep()),
+        FunctionCall(3, H, "huge", HUGE_ARGS, freeze(json.loads(HUGE_ARGS))),
+        UnknownPart(H + BIDI_CTRL, freeze({H: [H, BIDI_CTRL]})),
+        UnknownPart("output.deep", _deep()),
     )
 
 
@@ -124,7 +172,7 @@ def hostile_trace(status: str = "error", **changes: Any) -> Trace:
     trace = Trace(
         request=RequestInfo(model=H, plugins=(H, "pdf_extracter"), prompt=H, files=BAD_URLS),
         steps=hostile_steps(),
-        usage=Usage(1, 2, 3, MappingProxyType({H: 1})),
+        usage=Usage(1, 2, 3, MappingProxyType({H: 1}), reasoning_tokens=H, cached_tokens=H),  # type: ignore[arg-type]
         request_id=H,
         model=H,
         finish_reason=H,

@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "dashmagic"
 
 #: Who may import IPython at all, and who may import requests/urllib3 (lazily or not).
-IPYTHON_ALLOWED = {"magic.py", "display.py"}
+IPYTHON_ALLOWED = {"magic.py", "display.py", "progress.py"}
 REQUESTS_ALLOWED = {"transport/http.py", "transport/modes.py", "transport/record.py", "transport/replay.py",
                     "client.py", "images.py"}
 PURE = {"trace.py", "events.py", "sse.py", "cell.py", "config.py", "request.py", "errors.py", "_constants.py",
@@ -49,3 +49,87 @@ def test_pure_layers_import_only_the_standard_library_and_the_package() -> None:
 def test_renderers_do_not_touch_ipython_or_the_network() -> None:
     for path in (PACKAGE / "render").glob("*.py"):
         assert not (_imports(path) & {"IPython", "requests", "urllib3", "traitlets"}), path.name
+
+
+# -- internal import directions -----------------------------------------------------------------
+# The data flow, lowest layer first: a module may import its own layer and the layers below it,
+# never above. (plugins and render sit together: a plugin's views use the render kits, and the
+# renderers look plugin views up in the registry.)
+LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({"_constants", "_urls", "_text", "errors", "trace", "config", "sse", "__version__"}),
+    frozenset({"cell", "scrub", "recording", "images", "limits"}),
+    frozenset({"request"}),
+    frozenset({"plugins", "render", "protocol"}),
+    frozenset({"events", "trace_json", "local_run"}),
+    frozenset({"transport"}),
+    frozenset({"client"}),
+    frozenset({"plan", "batch_map", "batch", "progress"}),
+    frozenset({"display", "widgets"}),
+    frozenset({"magic", "__init__"}),
+)
+#: Deliberate upward imports, each inside a function: the display protocol (a Trace renders itself
+#: when IPython asks), and two conveniences: ``Trace.run_locally()`` over :mod:`dashmagic.local_run`
+#: and ``Client.map()`` over :mod:`dashmagic.batch_map`.
+UPWARD_ALLOWED = {("trace", "render"), ("trace", "local_run"), ("client", "batch_map")}
+
+
+def _unit(path: Path, root: Path = PACKAGE) -> str:
+    parts = path.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else path.stem
+
+
+def _internal_imports(path: Path, root: Path = PACKAGE) -> set[str]:
+    """Units of the package that ``path`` imports at run time (``if TYPE_CHECKING:`` blocks skipped)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+            skipped.update(id(n) for child in node.body for n in ast.walk(child))
+    here = list(path.relative_to(root).parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped or not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level == 0:
+            if node.module and node.module.split(".")[0] == "dashmagic":
+                rest = node.module.split(".")[1:]
+                found.add(rest[0] if rest else node.names[0].name)
+            continue
+        base = here[: len(here) - (node.level - 1)] if node.level > 1 else here
+        target = [*base, *[m for m in (node.module or "").split(".") if m]]
+        found.add(target[0] if target else node.names[0].name)
+    return found - {_unit(path, root)}
+
+
+def _layer(unit: str) -> int:
+    for index, members in enumerate(LAYERS):
+        if unit in members:
+            return index
+    raise AssertionError(f"dashmagic/{unit} is in no layer of tests/test_layers.py: place it in the data flow")
+
+
+def test_internal_imports_point_down_the_data_flow() -> None:
+    upward = set()
+    for name, path in _modules().items():
+        unit = _unit(path)
+        for target in _internal_imports(path):
+            if _layer(target) > _layer(unit) and (unit, target) not in UPWARD_ALLOWED:
+                upward.add(f"{name} imports {target}")
+    assert not upward, sorted(upward)
+
+
+def test_the_layer_check_sees_relative_absolute_and_lazy_imports(tmp_path: Path) -> None:
+    root = tmp_path / "dashmagic"
+    (root / "render").mkdir(parents=True)
+    probe = root / "render" / "x.py"
+    probe.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from ..trace import Trace\n"
+        "from . import _html_kit\n"
+        "if TYPE_CHECKING:\n    from ..magic import DashScopeMagics\n"
+        "def f():\n    from ..client import Client\n    from dashmagic.transport import send\n",
+        encoding="utf-8",
+    )
+    found = _internal_imports(probe, root)
+    assert found == {"trace", "client", "transport"}  # own package and TYPE_CHECKING-only imports left out
+    assert _layer("client") > _layer("render") and _layer("transport") > _layer("render")

@@ -505,6 +505,21 @@ def _bad_input_row(b: BadInput) -> str:
     return f"| {b.situation}{mark} | `{b.error}` | {_cell(b.message)} |"
 
 
+def _limit_rows() -> list[str]:
+    from test_stream_limits import LIMITS
+
+    return [
+        "## Limits",
+        "",
+        "Raw replies played from a loopback socket (`tests/test_stream_limits.py`; one test per row):",
+        "",
+        "| the server sends | what happens |",
+        "|---|---|",
+        *(f"| {situation} | {outcome} |" for _, situation, outcome in LIMITS),
+        "",
+    ]
+
+
 def render_doc() -> str:
     lines = [
         "# Reliability: what happens when things go wrong",
@@ -554,6 +569,7 @@ def render_doc() -> str:
         "answer is kept: the recording adapter never raises into the reading of the reply; it reports",
         "`Cannot write the recording file …` to its `on_error` callback and keeps it in `errors`.",
         "",
+        *_limit_rows(),
     ]
     return "\n".join(lines)
 

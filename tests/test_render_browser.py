@@ -115,3 +115,86 @@ def test_screenshots_of_seed_traces(browser, tmp_path: Path) -> None:
     for path in written:
         data = path.read_bytes()
         assert data.startswith(PNG_SIGNATURE) and len(data) > 5_000, path
+
+
+def _current_hostile_page_trace(status: str):
+    """Today's hostile steps, with icons on hosts of their own (so a fetch would show), cited."""
+    from _hostile import hostile_current_steps
+    from dashmagic.trace import Answer, SearchResults, Source
+
+    icons = tuple(
+        Source(90 + i, H, "https://ok.example/page", H, f"https://icon{i}.example/favicon.ico") for i in range(3)
+    )
+    steps = (*hostile_current_steps(), SearchResults(icons), Answer(f"{H}[1][ref_7][ref_8][90][91][99]"))
+    return hostile_trace(status, steps=steps, finish_reason="tool_calls")
+
+
+@pytest.mark.parametrize("status", ["partial", "complete"])
+def test_hostile_current_trace_is_inert_in_chromium(browser, status: str) -> None:
+    trace = _current_hostile_page_trace(status)
+    with open_page(browser, html_page(render_html(trace), "light")) as (page, log):
+        assert page.evaluate("() => window.__pwned") is None
+        assert log.dialogs == []
+        assert log.blocked == [], f"remote requests attempted (icons?): {log.blocked}"
+        assert page.evaluate("() => document.images.length") == 0
+        report = page.evaluate(
+            """() => {
+                const all = Array.from(document.querySelectorAll('*'));
+                return {
+                    handlers: all.flatMap(e => Array.from(e.attributes).filter(a => a.name.startsWith('on')).length ? [e.tagName] : []),
+                    bad: all.filter(e => ['SCRIPT','IFRAME','OBJECT','EMBED','SVG','svg'].includes(e.tagName)).length,
+                    hrefs: Array.from(document.links).map(a => a.protocol),
+                    cites: Array.from(document.querySelectorAll('a.dm-cite')).map(a => a.href),
+                };
+            }"""
+        )
+        assert report["handlers"] == [] and report["bad"] == 0
+        assert set(report["hrefs"]) <= {"http:", "https:"}
+        assert report["cites"] == ["https://evil.example/a.png", "http://evil.example/b.png",
+                                   "https://ok.example/page", "https://ok.example/page"]
+        # Hostile text is displayed as text in every new view.
+        for selector in (".dm-reasoning-text", ".dm-sources li", ".dm-function .dm-v", ".dm-function .dm-plugin"):
+            assert H in page.locator(selector).first.text_content(), selector
+        assert "call <script>window.__pwned=1</script>" in page.locator(".dm-asks").text_content()  # cut short
+        # Rule 1 holds in the DOM: no reasoning is open unless it is the streaming tail (it is not
+        # here: an answer follows), and a folded one hides its text.
+        assert page.locator("details.dm-reasoning[open]").count() == 0
+        assert not page.locator(".dm-reasoning-text").first.is_visible()
+        page.locator("details.dm-reasoning > summary").first.click()  # unfolding runs nothing
+        assert page.locator(".dm-reasoning-text").first.is_visible()
+        assert page.evaluate("() => window.__pwned") is None and log.blocked == []
+
+
+def test_streaming_thinking_code_in_chromium(browser) -> None:
+    """Each live snapshot in a real browser: reasoning visible while it streams, folded once code
+    or the answer follows; the code sits between the two thoughts, shown once."""
+    from _render_current import streaming_snapshots
+
+    with viewer(browser) as tab:
+        for trace in streaming_snapshots():
+            page = tab.show(html_page(render_html(trace), "dark"))
+            last_is_reasoning = type(trace.steps[-1]).__name__ == "Reasoning" and not trace.done
+            assert page.locator("details.dm-reasoning[open]").count() == (1 if last_is_reasoning else 0)
+            order = page.eval_on_selector_all(
+                ".dashmagic-trace > details, .dashmagic-trace > .dm-answer", "els => els.map(e => e.className)"
+            )
+            assert len(order) == len(trace.steps)
+            assert page.locator("pre.dm-code").count() == sum(
+                1 for s in trace.steps if type(s).__name__ == "CodeExecution" and s.code
+            )
+        assert "123**21" in page.inner_text(".dm-code")
+        assert tab.log.blocked == [] and tab.log.dialogs == []
+
+
+def test_screenshots_of_current_traces(browser, tmp_path: Path) -> None:
+    from _render_current import english_thinking_code_trace, search_trace
+
+    written = []
+    with viewer(browser) as tab:
+        for name, trace in (("thinking", english_thinking_code_trace()), ("search", search_trace())):
+            for theme in ("light", "dark"):
+                written.append(screenshot(html_page(render_html(trace), theme), tmp_path / f"{name}-{theme}.png", tab))
+        assert tab.log.blocked == [] and tab.log.dialogs == []
+    for path in written:
+        data = path.read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 5_000, path

@@ -251,3 +251,154 @@ def test_sdk_quirk_invalid_utf8_in_a_stream_raises(fake: FakeDashScope) -> None:
     fake.inject("invalid_utf8")
     with pytest.raises(UnicodeDecodeError):
         list(call(fake, EXCHANGES["calculator"], stream=True))
+
+
+# -- today's generation: thinking, built-in tools, function calls, the multimodal endpoint ---------
+
+CI_PROMPT = "What is 123 to the power of 21?"
+WEATHER_PROMPT = "What's the weather like in Hangzhou and Beijing?"
+SEARCH_PROMPT = "Who won the 2022 FIFA World Cup?"
+WEATHER_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_current_weather",
+            "description": "Current weather of a city",
+            "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
+        },
+    }
+]
+
+
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+def test_sdk_thinking_code_interpreter_stream(fake: FakeDashScope) -> None:
+    items = list(
+        dashscope.Generation.call(
+            model="qwen3-max", messages=user(CI_PROMPT), api_key=fake.api_key, result_format="message",
+            enable_thinking=True, enable_code_interpreter=True, stream=True, incremental_output=True,
+        )
+    )
+    assert {i.status_code for i in items} == {200}
+    reasoning = "".join(i.output.choices[0].message.reasoning_content for i in items)
+    answer = "".join(i.output.choices[0].message.content for i in items)
+    assert str(123**21) in reasoning and str(123**21) in answer
+    assert items[-1].output.tool_info == [{"code_interpreter": {"code": "123**21"}, "type": "code_interpreter"}]
+    assert items[-1].output.choices[0].finish_reason == "stop"
+    usage = items[-1].usage
+    assert usage["plugins"] == {"code_interpreter": {"count": 1}}
+    assert usage["output_tokens_details"]["reasoning_tokens"] > 0 and usage["prompt_tokens_details"]["cached_tokens"] == 0
+    (sent,) = fake.generation_requests
+    assert sent.json["parameters"]["enable_code_interpreter"] is True and sent.header("X-DashScope-Plugin") is None
+
+
+def test_sdk_merges_thinking_deltas_when_asked_for_full_output(fake: FakeDashScope) -> None:
+    """stream + incremental_output=False: the SDK asks for deltas and re-accumulates them."""
+    items = list(
+        dashscope.Generation.call(
+            model="qwen3-max", messages=user(CI_PROMPT), api_key=fake.api_key, result_format="message",
+            enable_thinking=True, enable_code_interpreter=True, stream=True, incremental_output=False,
+        )
+    )
+    final = items[-1].output.choices[0].message
+    assert str(123**21) in final.content and final.reasoning_content.startswith("The user asks")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_sdk_search_with_sources_and_citations(fake: FakeDashScope, stream: bool) -> None:
+    options = {"enable_source": True, "enable_citation": True, "citation_format": "[ref_<number>]"}
+    result = dashscope.Generation.call(
+        model="qwen-plus", messages=user(SEARCH_PROMPT), api_key=fake.api_key, result_format="message",
+        enable_search=True, search_options=options, stream=stream, **({"incremental_output": True} if stream else {}),
+    )
+    items = list(result) if stream else [result]
+    sources = items[0].output.search_info["search_results"]
+    assert [s["index"] for s in sources] == [1, 2, 3, 4, 5] and sources[0]["url"].startswith("https://")
+    assert all(i.output.search_info["search_results"] == [] for i in items[1:])
+    answer = "".join(i.output.choices[0].message.content for i in items)
+    assert "[ref_1]" in answer and "[ref_5]" in answer
+    assert items[-1].usage["plugins"] == {"search": {"count": 1}}
+    (sent,) = fake.generation_requests
+    assert sent.json["parameters"]["enable_search"] is True and sent.json["parameters"]["search_options"] == options
+
+
+def test_sdk_tool_calls_non_streamed_then_the_answer(fake: FakeDashScope) -> None:
+    messages = user(WEATHER_PROMPT)
+    first = dashscope.Generation.call(
+        model="qwen-plus", messages=messages, api_key=fake.api_key, result_format="message",
+        tools=WEATHER_TOOLS, parallel_tool_calls=True,
+    )
+    choice = first.output.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    calls = choice.message.tool_calls
+    assert [json.loads(c["function"]["arguments"]) for c in calls] == [{"location": "Hangzhou"}, {"location": "Beijing"}]
+    assert [c["index"] for c in calls] == [0, 1] and all(c["id"].startswith("call_") for c in calls)
+    results = ["22°C, rain", "9°C, sun"]
+    messages += [dict(choice.message)] + [
+        {"role": "tool", "content": r, "tool_call_id": c["id"]} for c, r in zip(calls, results)
+    ]
+    second = dashscope.Generation.call(
+        model="qwen-plus", messages=messages, api_key=fake.api_key, result_format="message", tools=WEATHER_TOOLS,
+    )
+    assert second.output.choices[0].finish_reason == "stop"
+    assert "Hangzhou: 22°C, rain" in second.output.choices[0].message.content
+
+
+@pytest.mark.parametrize("incremental", [True, False])
+def test_sdk_tool_calls_streamed(fake: FakeDashScope, incremental: bool) -> None:
+    items = list(
+        dashscope.Generation.call(
+            model="qwen-plus", messages=user(WEATHER_PROMPT), api_key=fake.api_key, result_format="message",
+            tools=WEATHER_TOOLS, parallel_tool_calls=True, stream=True, incremental_output=incremental,
+        )
+    )
+    assert items[-1].output.choices[0].finish_reason == "tool_calls"
+    if incremental:  # deltas per index: the caller joins them
+        joined: dict[int, str] = {}
+        for item in items:
+            for delta in item.output.choices[0].message.get("tool_calls") or []:
+                joined[delta["index"]] = joined.get(delta["index"], "") + delta["function"]["arguments"]
+        arguments = [joined[0], joined[1]]
+    else:  # the SDK merges the deltas by index itself
+        arguments = [c["function"]["arguments"] for c in items[-1].output.choices[0].message.tool_calls]
+    assert [json.loads(a) for a in arguments] == [{"location": "Hangzhou"}, {"location": "Beijing"}]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_sdk_multimodal_conversation_qwen35(fake: FakeDashScope, stream: bool) -> None:
+    extra: dict[str, Any] = {"stream": True, "incremental_output": True, "enable_thinking": True} if stream else {}
+    result = dashscope.MultiModalConversation.call(
+        model="qwen3.5-plus", messages=[{"role": "user", "content": [{"text": "What is 1+1?"}]}],
+        api_key=fake.api_key, **extra,
+    )
+    items = list(result) if stream else [result]
+    assert {i.status_code for i in items} == {200}
+    pieces = [part["text"] for i in items for part in i.output.choices[0].message.content]
+    assert "".join(pieces).startswith("1 + 1 = **2**")
+    if stream:
+        assert "".join(i.output.choices[0].message.reasoning_content for i in items).startswith("The user asks")
+        assert items[-1].usage["output_tokens_details"]["reasoning_tokens"] > 0
+    (sent,) = fake.generation_requests
+    assert sent.path.rstrip("/").endswith("/services/aigc/multimodal-generation/generation")
+
+
+def test_sdk_sees_the_services_refusals(fake: FakeDashScope) -> None:
+    wrong = dashscope.Generation.call(model="qwen3.5-plus", messages=user("hi"), api_key=fake.api_key)
+    assert wrong.status_code == 400 and wrong.code == "InvalidParameter" and wrong.message == "url error, please check url！"
+    (streamed,) = list(
+        dashscope.Generation.call(
+            model="qwen3-max", messages=user(CI_PROMPT), api_key=fake.api_key, enable_code_interpreter=True,
+            stream=True, incremental_output=True,
+        )
+    )
+    assert streamed.status_code == 400 and streamed.code == "InvalidParameter"
+
+
+def test_sdk_faults_on_the_multimodal_endpoint(fake: FakeDashScope) -> None:
+    fake.inject("throttle")
+    response = dashscope.MultiModalConversation.call(
+        model="qwen3.5-plus", messages=[{"role": "user", "content": [{"text": "What is 1+1?"}]}], api_key=fake.api_key
+    )
+    assert response.status_code == 429 and response.code == "Throttling.RateQuota"

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from .._urls import display_url
-from ..trace import PluginCall, PluginResult, Trace, thaw
+from ..trace import PluginCall, PluginResult, Trace, Usage, thaw
 
 __all__ = [
     "Images",
@@ -274,6 +274,16 @@ def format_elapsed(seconds: float | None) -> str:
     return f"{minutes} min {rest} s"
 
 
+def _token_details(usage: Usage) -> str:
+    """`` (225 reasoning, 0 cached)``: what thinking and the context cache account for."""
+    details = [
+        f"{clean(n)} {label}"
+        for n, label in ((usage.reasoning_tokens, "reasoning"), (usage.cached_tokens, "cached"))
+        if n is not None
+    ]
+    return f" ({', '.join(details)})" if details else ""
+
+
 def footer_parts(trace: Trace) -> list[tuple[str, str]]:
     """``(kind, text)`` pieces of the footer; kind lets HTML style the request id as code."""
     parts: list[tuple[str, str]] = []
@@ -284,7 +294,7 @@ def footer_parts(trace: Trace) -> list[tuple[str, str]]:
     if usage.input_tokens is not None or usage.output_tokens is not None:
         tin = "?" if usage.input_tokens is None else usage.input_tokens
         tout = "?" if usage.output_tokens is None else usage.output_tokens
-        parts.append(("tokens", f"{tin} in / {tout} out tokens"))
+        parts.append(("tokens", f"{tin} in / {tout} out tokens{_token_details(usage)}"))
     for plugin, count in (usage.plugins or {}).items():
         parts.append(("plugin", f"{clean(plugin)}×{clean(count)}"))
     if trace.finish_reason and trace.finish_reason not in ("stop", "null"):

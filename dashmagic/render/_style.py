@@ -84,9 +84,30 @@ _RULES: tuple[tuple[str, str], ...] = (
     (" .dm-ok", "background:rgba(76,175,80,.16);border-color:rgba(76,175,80,.45)"),
     (" .dm-fail", "background:rgba(244,67,54,.16);border-color:rgba(244,67,54,.5)"),
     (" .dm-warn", "background:rgba(255,152,0,.16);border-color:rgba(255,152,0,.5)"),
-    (" .dm-running,.dashmagic-trace .dm-missing", "background:rgba(127,127,127,.12);"
+    (" .dm-running,.dashmagic-trace .dm-missing,.dashmagic-trace .dm-info",
+     "background:rgba(127,127,127,.12);"
      f"border-color:rgba(127,127,127,.35);color:{_MUTED}"),
     (" .dm-body", "padding:6px 10px 8px"),
+    # Today's generation: thinking, the built-in code interpreter, web search, function calls.
+    (" details.dm-reasoning", "border-style:dashed"),
+    (" details.dm-reasoning>summary", "background:transparent"),
+    (" details.dm-reasoning .dm-plugin", "font-family:inherit;font-style:italic;font-weight:600"),
+    (
+        " .dm-reasoning-text",
+        f"color:{_MUTED};font-size:.9em;white-space:pre-wrap;overflow-wrap:anywhere",
+    ),
+    (" .dm-code-exec .dm-note", "margin-top:4px"),
+    (" .dm-sources", "list-style:none;margin:2px 0;padding:0"),
+    (" .dm-sources li", "margin:2px 0;overflow-wrap:anywhere"),
+    (" .dm-src-index", f"font-family:{_MONO};font-size:.85em;color:{_MUTED};margin-right:.25em"),
+    (" .dm-src-site", f"color:{_MUTED};font-size:.85em;margin-left:.3em"),
+    (" .dm-cite", "font-size:.78em;vertical-align:super;line-height:0;white-space:nowrap"),
+    (
+        " .dm-asks",
+        "margin:4px 0 6px;padding:3px 10px;border-left:3px solid var(--jp-brand-color1,#2f74d0);"
+        "background:rgba(47,116,208,.08);border-radius:0 4px 4px 0;font-size:.92em;"
+        f"font-family:{_MONO};overflow-wrap:anywhere",
+    ),
     (" .dm-body>:first-child", "margin-top:0"),
     (" .dm-body>:last-child", "margin-bottom:0"),
     (

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html as _html
 import re
+import threading
 from typing import Any
 
 from ..trace import Trace
@@ -41,6 +42,7 @@ from .steps import step_view
 __all__ = ["render_html", "esc", "link", "highlight_code", "mark_invisible_html", "HIGHLIGHT_LIMIT"]
 
 _formatter: Any = None
+_LOAD = threading.Lock()
 _LANG = re.compile(r"[A-Za-z0-9_+#.-]{1,32}")
 _INVISIBLE_CHAR = re.compile("[" + "".join(sorted(INVISIBLE)) + "]")
 #: Longer code is shown escaped but not highlighted: Pygments is linear but costs ~5 µs a
@@ -52,16 +54,26 @@ HIGHLIGHT_LIMIT = 100_000
 # (Views call it through :func:`._html_kit.highlight_code`; its body is kept here.)
 
 
+def _pygments() -> Any:
+    """Pygments' pieces, imported once under a lock: pygments.lexers and .formatters swap their
+    module objects while they import, so two threads importing them at once can see a half-made
+    module ("cannot import name 'HtmlFormatter'") and lose a render."""
+    global _formatter
+    with _LOAD:
+        if _formatter is None:
+            from pygments import highlight
+            from pygments.formatters import HtmlFormatter
+            from pygments.lexers import TextLexer, get_lexer_by_name
+            from pygments.util import ClassNotFound
+
+            _formatter = (highlight, HtmlFormatter(nowrap=True, classprefix="tok-"), TextLexer, get_lexer_by_name,
+                          ClassNotFound)
+        return _formatter
+
+
 def highlight_code(code: str, language: str = "python") -> str:
     """Pygments HTML with ``tok-*`` classes (classes survive JupyterLab's sanitizer; see _style)."""
-    global _formatter
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
-    from pygments.lexers import TextLexer, get_lexer_by_name
-    from pygments.util import ClassNotFound
-
-    if _formatter is None:
-        _formatter = HtmlFormatter(nowrap=True, classprefix="tok-")
+    highlight, formatter, TextLexer, get_lexer_by_name, ClassNotFound = _pygments()
     try:
         lexer = get_lexer_by_name(clean(language) or "python", stripnl=False)
     except ClassNotFound:
@@ -70,7 +82,7 @@ def highlight_code(code: str, language: str = "python") -> str:
     if len(text) > HIGHLIGHT_LIMIT:
         body = _html.escape(text, quote=True).rstrip("\n")
     else:
-        body = highlight(text, lexer, _formatter).rstrip("\n")
+        body = highlight(text, lexer, formatter).rstrip("\n")
     lang = language if _LANG.fullmatch(language) else "text"
     return f'<pre class="dm-code"><code class="language-{lang}">{body}</code></pre>'
 

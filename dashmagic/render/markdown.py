@@ -9,6 +9,7 @@ and signed OSS URLs are bearer capabilities).
 from __future__ import annotations
 
 import html
+import threading
 from typing import Any
 
 from ._common import http_url, redact
@@ -39,6 +40,7 @@ MARKDOWN_LIMIT = 100_000
 LINK_REL = "noopener noreferrer nofollow"
 
 _parser: Any = None
+_LOAD = threading.Lock()
 _cleaner: Any = None
 
 
@@ -52,6 +54,11 @@ def _image_rule(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str
 
 
 def _get_parser() -> Any:
+    with _LOAD:  # one import at a time: a render from another thread must not see a half-made module
+        return _parser or _make_parser()
+
+
+def _make_parser() -> Any:
     global _parser
     if _parser is None:
         from markdown_it import MarkdownIt
@@ -63,6 +70,11 @@ def _get_parser() -> Any:
 
 
 def _get_cleaner() -> Any:
+    with _LOAD:
+        return _cleaner or _make_cleaner()
+
+
+def _make_cleaner() -> Any:
     global _cleaner
     if _cleaner is None:
         import nh3
@@ -87,7 +99,7 @@ def markdown_to_html(text: str) -> str:
     if len(text) > MARKDOWN_LIMIT:
         return _plain(text)
     raw = _get_parser().render(text)
-    return _get_cleaner().clean(raw).strip()
+    return str(_get_cleaner().clean(raw)).strip()
 
 
 def _plain(text: str) -> str:

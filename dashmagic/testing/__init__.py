@@ -1,4 +1,5 @@
-"""A faithful loopback fake of DashScope's plugin text-generation API, for tests and demos.
+"""A faithful loopback fake of DashScope's text-generation API (the seed's plugin generation and
+today's built-in tools), for tests and demos.
 
     from dashmagic.testing import FakeDashScope
     with FakeDashScope(api_key="sk-test") as fake:
@@ -14,7 +15,15 @@ from __future__ import annotations
 from .exchanges import EXCHANGES_PATH, FIGURE_PATH, Exchange, find_exchange, load_exchanges, prompt_text
 from .faults import Fault, InjectedFault
 from .oss import PLOT_OSS_PATH, TEXT_TO_IMAGE_OSS_PATH, rewrite_signed_urls
-from .server import DOCUMENTED_PLUGINS, GENERATION_PATH, FakeDashScope, RecordedRequest, ServedFile
+from .server import (
+    DOCUMENTED_PLUGINS,
+    GENERATION_PATH,
+    GENERATION_PATHS,
+    MULTIMODAL_PATH,
+    FakeDashScope,
+    RecordedRequest,
+    ServedFile,
+)
 from .sse import SSEFrame, encode_json, format_event, parse_sse, sse_events
 
 __all__ = [
@@ -22,6 +31,8 @@ __all__ = [
     "EXCHANGES_PATH",
     "FIGURE_PATH",
     "GENERATION_PATH",
+    "GENERATION_PATHS",
+    "MULTIMODAL_PATH",
     "PLOT_OSS_PATH",
     "TEXT_TO_IMAGE_OSS_PATH",
     "Exchange",

@@ -18,7 +18,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 from .exchanges import FIGURE_PATH, load_exchanges
 from .oss import EXPIRED_XML
@@ -126,7 +126,7 @@ def record_notebook(
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
-            nb = nbformat.read(notebook, as_version=4)
+            nb = cast(Any, nbformat).read(notebook, as_version=4)  # nbformat is untyped
             NotebookClient(nb, timeout=120, kernel_name="python3",
                            resources={"metadata": {"path": str(notebook.parent)}}).execute()
         finally:

@@ -1,4 +1,4 @@
-"""A loopback fake of DashScope's plugin text-generation API, standard library only.
+"""A loopback fake of DashScope's text-generation API (both wire generations), standard library only.
 
     with FakeDashScope(api_key="sk-test") as fake:
         fake.base_url            # "http://127.0.0.1:PORT/api/v1"
@@ -6,23 +6,31 @@
         fake.requests[-1].header("X-DashScope-Plugin")
 
 Routes
-    ``POST /api/v1/services/aigc/text-generation/generation`` (trailing ``/`` accepted), checked
-    in this order (protocol.md §12; codes of the unconfirmed cases are inferred):
+    ``POST /api/v1/services/aigc/text-generation/generation`` and
+    ``POST /api/v1/services/aigc/multimodal-generation/generation`` (trailing ``/`` accepted),
+    checked in this order (protocol.md §12; codes of the unconfirmed cases are inferred):
 
     1. an injected fault, if one is queued (see :mod:`dashmagic.testing.faults`);
     2. ``Authorization: Bearer <api_key>`` else 401 ``InvalidApiKey``;
     3. ``X-DashScope-Plugin`` must be a JSON object, else 400 ``InvalidParameter``; every plugin
        name must be in ``allowed_plugins``, else 403 ``InvalidPlugin.AccessDenied``;
     4. the body must be a JSON object (UTF-8, raw or ASCII-escaped) with ``model`` (else 400
-       ``BadRequest.EmptyModel``) and ``input`` (else 400 ``BadRequest.EmptyInput``).
+       ``BadRequest.EmptyModel``) and ``input`` (else 400 ``BadRequest.EmptyInput``);
+    5. the service's refusals of invalid parameter combinations (400 ``InvalidParameter``; see
+       :mod:`dashmagic.testing.current`, e.g. ``incremental_output`` on a non-streamed call).
 
     The answer is, in this order of precedence: the oldest reply queued with
     :meth:`FakeDashScope.queue_reply` (queued first, so a test can script any turn, even one whose
     prompt happens to equal a seed example); the seed exchange with the same plugin set and last
-    user text; a default single-``message`` reply saying no answer is scripted (``output.text``
-    shape unless ``result_format`` is ``"message"``, the service default being ``text``).
-    Streaming iff the header ``X-DashScope-SSE: enable``: events per :mod:`dashmagic.testing.sse`,
-    deltas if ``parameters.incremental_output`` is true.
+    user text; with only the calculator plugin, a trace for any arithmetic prompt
+    (:func:`dashmagic.testing.scripts.calculator_trace`); a current-generation answer (thinking, code interpreter, search, function calls,
+    multimodal content; scripted prompts listed in :mod:`dashmagic.testing.current`) when the
+    request has no plugin header and uses that generation; a default single-``message`` reply
+    saying no answer is scripted (``output.text`` shape unless ``result_format`` is
+    ``"message"``, the service default being ``text``).
+    Streaming iff the header ``X-DashScope-SSE: enable``: events per :mod:`dashmagic.testing.sse`
+    (seed, queued, default) or :mod:`dashmagic.testing.current`; deltas if
+    ``parameters.incremental_output`` is true.
 
     ``GET``/``HEAD /oss/<host>/<path>``: files registered with :meth:`FakeDashScope.add_file`
     (query ignored), preloaded with the two seed figures (see :mod:`dashmagic.testing.oss`);
@@ -36,9 +44,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import socket
 import struct
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
@@ -47,20 +57,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 from . import batch as batch_api
+from . import current
 from .exchanges import FIGURE_PATH, Exchange, find_exchange, load_exchanges, prompt_text
 from .faults import Fault, InjectedFault
 from .oss import EXPIRED_XML, NOT_FOUND_XML, PLOT_OSS_PATH, TEXT_TO_IMAGE_OSS_PATH, rewrite_signed_urls
+from .scripts import calculator_trace
 from .sse import encode_json, format_event, sse_events
 
 __all__ = [
     "DOCUMENTED_PLUGINS",
     "GENERATION_PATH",
+    "GENERATION_PATHS",
+    "MULTIMODAL_PATH",
     "FakeDashScope",
     "RecordedRequest",
     "ServedFile",
 ]
 
-GENERATION_PATH = "/api/v1/services/aigc/text-generation/generation"
+GENERATION_PATH = current.TEXT_PATH
+MULTIMODAL_PATH = current.MULTIMODAL_PATH
+GENERATION_PATHS = frozenset({GENERATION_PATH, MULTIMODAL_PATH})
 DOCUMENTED_PLUGINS = frozenset(
     {"ocr", "calculator", "text_to_image", "haozhu_recommend_hotel", "pdf_extracter", "code_interpreter"}
 )
@@ -211,6 +227,7 @@ class FakeDashScope:
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._pacer: _Pacer | None = None
         self._add_seed_files()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -286,8 +303,8 @@ class FakeDashScope:
 
     @property
     def generation_requests(self) -> list[RecordedRequest]:
-        """Only the requests to the generation route."""
-        return [r for r in self.requests if r.path.split("?")[0].rstrip("/") == GENERATION_PATH]
+        """Only the requests to the generation routes (text and multimodal)."""
+        return [r for r in self.requests if _route(r.path) in GENERATION_PATHS]
 
     def clear(self) -> None:
         """Forget recorded requests (queued replies, faults and files are kept)."""
@@ -338,6 +355,18 @@ class FakeDashScope:
         )
         with self._lock:
             self._faults.append(_QueuedFault(entry, times))
+
+    def pace(self, *, latency: float = 0.0, rate: float | None = None, burst: float | None = None) -> None:
+        """Like a loaded service: every generation request waits ``latency`` seconds before it is
+        answered, and above ``rate`` requests per second (a token bucket of ``burst`` requests,
+        default one second's worth) it gets 429 ``Throttling.RateQuota`` with ``Retry-After``.
+        ``throttled`` counts those 429s. ``pace()`` with no arguments turns it off."""
+        self._pacer = _Pacer(latency, rate, burst) if latency > 0 or rate is not None else None
+
+    @property
+    def throttled(self) -> int:
+        """How many requests :meth:`pace` refused with 429 so far."""
+        return self._pacer.refused if self._pacer is not None else 0
 
     def add_file(
         self,
@@ -396,16 +425,32 @@ class FakeDashScope:
         if seconds > 0:
             self._stopping.wait(seconds)
 
-    def _answer(self, body: Any, plugins: Mapping[str, Any]) -> _Reply:
-        """Queued reply, else the matching seed exchange, else the default reply."""
+    def _answer(self, request: RecordedRequest) -> _Reply | current.Answer:
+        """Queued reply, else the matching seed exchange, else a current-generation answer
+        (:mod:`dashmagic.testing.current`) if that generation handles the request, else the
+        default reply."""
         reply = self._next_reply()
         if reply is None:
-            prompt = prompt_text(body)
-            exchange = find_exchange(self.exchanges, dict(plugins), prompt)
-            reply = _Reply(exchange.response if exchange else _default_reply(body, prompt))
+            body, prompt = request.json, prompt_text(request.json)
+            exchange = find_exchange(self.exchanges, _plugins_of(request), prompt)
+            view = _current_view(request)
+            if exchange is None and current.handles(view):
+                return current.Answer(view)
+            trace = calculator_trace(prompt) if set(_plugins_of(request)) == {"calculator"} else None
+            reply = _Reply(exchange.response if exchange else trace or _default_reply(body, prompt))
         if self.rewrite_figure_urls:
             reply = _Reply(rewrite_signed_urls(reply.body, self.origin), reply.status)
         return reply
+
+
+def _route(path: str) -> str:
+    return path.split("?", 1)[0].rstrip("/")
+
+
+def _current_view(request: RecordedRequest) -> current.CurrentRequest:
+    body = request.json if isinstance(request.json, dict) else {}
+    plugins = request.plugins if request.header("X-DashScope-Plugin") is not None else None
+    return current.CurrentRequest(_route(request.path), body, request.streaming, plugins)
 
 
 def _plugins_of(request: RecordedRequest) -> dict[str, Any]:
@@ -437,6 +482,32 @@ def _fault_reply(body: Any, content: str) -> dict[str, Any]:
 def _huge_content(size: int) -> str:
     line = "| 0123456789 | abcdefghijklmnopqrstuvwxyz | ABCDEFGHIJKLMNOPQRSTUVWXYZ |\n"
     return (line * (size // len(line) + 1))[:size]
+
+
+class _Pacer:
+    """The state behind :meth:`FakeDashScope.pace`: a fixed latency and a token bucket."""
+
+    def __init__(self, latency: float, rate: float | None, burst: float | None) -> None:
+        if latency < 0 or (rate is not None and rate <= 0):
+            raise ValueError(f"latency must be >= 0 and rate > 0, got {latency!r} and {rate!r}")
+        self.latency, self.rate = latency, rate
+        self.capacity = max(1.0, burst if burst is not None else (rate or 1.0))
+        self.level, self.stamp, self.refused = self.capacity, time.monotonic(), 0
+        self.lock = threading.Lock()
+
+    def admit(self) -> float | None:
+        """None if the request may go on, else the seconds until it would be admitted."""
+        if self.rate is None:
+            return None
+        with self.lock:
+            now = time.monotonic()
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.level >= 1.0:
+                self.level -= 1.0
+                return None
+            self.refused += 1
+            return (1.0 - self.level) / self.rate
 
 
 class _Server(ThreadingHTTPServer):
@@ -541,7 +612,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(served.status, served.data, served.content_type, served.headers)
         elif path.startswith("/oss/"):
             self._send(404, NOT_FOUND_XML, XML_TYPE)
-        elif path.rstrip("/") == GENERATION_PATH:
+        elif path.rstrip("/") in GENERATION_PATHS:
             self._send_json(405, _error_body("MethodNotAllowed", "Use POST for this endpoint."))
         else:
             self._send_json(404, _error_body("InvalidURL", "Invalid URL provided in your request."))
@@ -552,8 +623,10 @@ class _Handler(BaseHTTPRequestHandler):
         if batch_api.serve(self):
             return
         request = self._record(self._read_body())
-        if self.path.split("?", 1)[0].rstrip("/") != GENERATION_PATH:
+        if _route(self.path) not in GENERATION_PATHS:
             self._send_json(404, _error_body("InvalidURL", "Invalid URL provided in your request."))
+            return
+        if self._paced():
             return
         fault = self.fake._next_fault()
         if fault is not None:
@@ -561,13 +634,43 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._respond(request)
 
+    def _paced(self) -> bool:
+        """Apply :meth:`FakeDashScope.pace`: True when the request was refused with 429."""
+        pacer = self.fake._pacer
+        if pacer is None:
+            return False
+        wait = pacer.admit()
+        if wait is not None:
+            # Retry-After is whole seconds on the wire, as HTTP says; never 0.
+            headers = {"Retry-After": str(max(1, math.ceil(wait)))}
+            body = _error_body("Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
+            self._send_json(429, body, headers)
+            return True
+        self.fake._sleep(pacer.latency)
+        return False
+
     def _respond(self, request: RecordedRequest) -> None:
         """The fault-free path: validate, then answer."""
         rejection = self._validate(request)
         if rejection is not None:
             self._send_json(*rejection)
             return
-        self._serve_answer(request, self.fake._answer(request.json, _plugins_of(request)))
+        refused = current.refusal(_current_view(request))
+        if refused is not None:
+            self._refuse(request, refused)
+            return
+        self._serve_answer(request, self.fake._answer(request))
+
+    def _refuse(self, request: RecordedRequest, key: str) -> None:
+        """400 InvalidParameter; a stream gets it as an ``event:error`` (the real capture's form),
+        except the legacy plugin refusal, which is plain JSON like the plugin header's checks."""
+        body = _error_body("InvalidParameter", current.REFUSALS[key])
+        if request.streaming and key != "plugin_incremental":
+            self._start_sse()
+            self._sse_write(format_event(1, body, "error", 400))
+            self._end_sse()
+        else:
+            self._send_json(400, body)
 
     # -- validation -------------------------------------------------------------------------
 
@@ -607,16 +710,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- answers ----------------------------------------------------------------------------
 
-    def _events_for(self, request: RecordedRequest, reply: dict[str, Any]) -> list[dict[str, Any]]:
+    def _events_for(self, request: RecordedRequest, reply: _Reply | current.Answer) -> list[dict[str, Any]]:
+        if isinstance(reply, current.Answer):
+            return reply.events(self.fake.chunk_chars)
+        return self._seed_events(request, reply.body)
+
+    def _seed_events(self, request: RecordedRequest, reply: dict[str, Any]) -> list[dict[str, Any]]:
         params = request.json.get("parameters") if isinstance(request.json, dict) else None
         incremental = isinstance(params, dict) and params.get("incremental_output") is True
         return sse_events(reply, chunk_chars=self.fake.chunk_chars, incremental=incremental)
 
-    def _serve_answer(self, request: RecordedRequest, reply: _Reply) -> None:
-        if reply.status != 200:
+    def _serve_answer(self, request: RecordedRequest, reply: _Reply | current.Answer) -> None:
+        if isinstance(reply, current.Answer):
+            if request.streaming:
+                self._stream(reply.events(self.fake.chunk_chars))
+            else:
+                self._send_json(200, reply.body())
+        elif reply.status != 200:
             self._send_json(reply.status, reply.body)
         elif request.streaming:
-            self._stream(self._events_for(request, reply.body))
+            self._stream(self._events_for(request, reply))
         else:
             self._send_json(200, reply.body)
 
@@ -667,7 +780,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._end_sse()
 
     def _normal_events(self, request: RecordedRequest) -> list[dict[str, Any]]:
-        return self._events_for(request, self.fake._answer(request.json, _plugins_of(request)).body)
+        return self._events_for(request, self.fake._answer(request))
 
     def _fault_throttle(self, fault: InjectedFault, request: RecordedRequest) -> None:
         self._send_json(

@@ -34,10 +34,22 @@ class StepView(Generic[S]):
 
 # Imported after StepView exists: each module builds its VIEW from it.
 from . import answer, exchange, generic, thought  # noqa: E402
+from . import code_execution, function_call, local_run, reasoning, search, unknown  # noqa: E402
 
 #: kind -> views. One line per step kind.
 STEP_VIEWS: Mapping[str, StepView[Any]] = {
-    view.kind: view for view in (thought.VIEW, answer.VIEW, exchange.VIEW)
+    view.kind: view
+    for view in (
+        thought.VIEW,
+        answer.VIEW,
+        exchange.VIEW,
+        reasoning.VIEW,
+        code_execution.VIEW,
+        search.VIEW,
+        function_call.VIEW,
+        unknown.VIEW,
+        local_run.VIEW,
+    )
 }
 
 
