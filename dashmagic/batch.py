@@ -26,12 +26,10 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import sys
 import time
-from importlib import import_module
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from .client import Client, ClientKwargs, _retry_after
@@ -43,6 +41,9 @@ from .trace import Answer, ErrorInfo, Reasoning, RequestInfo, Step, Trace, Usage
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from .batch_map import Traces
+    from .progress import ProgressState
 
 __all__ = [
     "ACTIVE",
@@ -194,53 +195,16 @@ def compatible_base(base_url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, _COMPATIBLE_PATH, "", ""))
 
 
-class _Row(Mapping[str, Any]):
-    """One row for a template: ``{{ row.review }}`` and ``{{ row['review score'] }}`` both work."""
+def _labelled_prompts(prompts: Any, template: str | None, rows: Any) -> Iterator[tuple[Any, Prompt]]:
+    """(label, prompt) pairs by :func:`dashmagic.map`'s rules: a list or Series of prompts, or
+    ``template=`` with ``rows=`` (a DataFrame or dicts, ``{{ row.col }}``); labels are the rows'."""
+    from .batch_map import _prompt_of, _prompts
 
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = dict(data)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._data[name]
-        except KeyError:
-            raise AttributeError(f"the row has no column {name!r} (columns: {', '.join(map(str, self._data))})") from None
-
-
-def _rows_of(rows: Any) -> Iterator[Mapping[str, Any]]:
-    to_dict = getattr(rows, "to_dict", None)
-    if callable(to_dict) and hasattr(rows, "columns"):  # a pandas DataFrame
-        yield from to_dict("records")
-        return
-    for row in rows:
-        if not isinstance(row, Mapping):
-            raise ConfigError(f"rows= must be a DataFrame or dicts; got a {type(row).__name__} row.")
-        yield row
-
-
-def _prompts_of(prompts: Iterable[Prompt] | None, template: str | None, rows: Any) -> Iterator[Prompt]:
-    if template is None:
-        if prompts is None or rows is not None:
-            raise ConfigError("Pass prompts, or template= with rows= (e.g. template='Classify: {{ row.review }}').")
-        if isinstance(prompts, str):
-            raise ConfigError("submit() takes many prompts: pass a list (or a Series), not one string.")
-        yield from prompts
-        return
-    if prompts is not None or rows is None:
-        raise ConfigError("template= needs rows= (a DataFrame or a list of dicts), and no prompts.")
-    from .cell import interpolate
-
-    for row in _rows_of(rows):
-        yield interpolate(template, {"row": _Row(row)})
+    if isinstance(prompts, str):
+        raise ConfigError("submit() takes many prompts: pass a list (or a Series), not one string.")
+    pairs, _ = _prompts(prompts, template, rows)
+    for label, item in pairs:
+        yield label, _prompt_of(item, template, {})
 
 
 def _body(options: CallOptions) -> dict[str, Any]:
@@ -260,17 +224,16 @@ def _body(options: CallOptions) -> dict[str, Any]:
 
 
 def build_lines(
-    prompts: Iterable[Prompt] | None = None, *, template: str | None = None, rows: Any = None,
-    **call: Unpack[CallKwargs],
-) -> tuple[bytes, tuple[RequestInfo, ...]]:
-    """The JSONL input file (one line per prompt, ``custom_id`` = its position) and what each asked.
-
-    Every prompt is checked as ``run()`` checks it; a bad one is a ConfigError naming its row.
-    """
+    prompts: Any = None, *, template: str | None = None, rows: Any = None, **call: Unpack[CallKwargs],
+) -> tuple[bytes, tuple[RequestInfo, ...], list[Any]]:
+    """The JSONL input file (one line per prompt, ``custom_id`` = its position), what each row
+    asked, and the rows' labels (a DataFrame's index). Every prompt is checked as ``run()``
+    checks it; a bad one is a ConfigError naming its row, and nothing is uploaded."""
     lines: list[bytes] = []
     infos: list[RequestInfo] = []
+    labels: list[Any] = []
     size = 0
-    for index, prompt in enumerate(_prompts_of(prompts, template, rows)):
+    for index, (label, prompt) in enumerate(_labelled_prompts(prompts, template, rows)):
         if index >= MAX_LINES:
             raise ConfigError(f"A batch holds at most {MAX_LINES:,} prompts; split the job into several batches.")
         try:
@@ -284,11 +247,12 @@ def build_lines(
         if size > MAX_BYTES:
             raise ConfigError(f"The batch file would exceed {MAX_BYTES // (1024 * 1024)} MB; split the job.")
         lines.append(data)
+        labels.append(label)
         infos.append(RequestInfo(model=options.model, prompt=options.text, url=ENDPOINT,
                                  user_message=freeze(body["messages"][-1])))
     if not lines:
         raise ConfigError("There are no prompts to submit.")
-    return b"".join(lines), tuple(infos)
+    return b"".join(lines), tuple(infos), labels
 
 
 def _multipart(data: bytes, filename: str) -> tuple[bytes, str]:
@@ -509,13 +473,16 @@ class BatchJob:
     """A batch on the service: refresh, wait, watch, cancel, results. Re-attach with :func:`attach`."""
 
     def __init__(self, client: Client, info: BatchInfo, requests: Sequence[RequestInfo] = (), *,
-                 owns_client: bool = False) -> None:
+                 labels: Sequence[Any] | None = None, owns_client: bool = False) -> None:
         self._client = client
         self._api = _Api(client)
         self._owns_client = owns_client
         self.info = info
         self._requests = tuple(requests)
+        #: The input rows' labels (a DataFrame's index), when this process submitted the job.
+        self.labels = list(labels) if labels is not None else None
         self._results: tuple[Trace, ...] | None = None
+        self._started = time.monotonic()
 
     def __repr__(self) -> str:
         counts = self.info.counts
@@ -598,18 +565,27 @@ class BatchJob:
                 f"job.cancel() stops it, dashmagic.batch.attach({self.id!r}) finds it again."
             ) from None
 
-    def watch(self, *, poll: float = 5.0, timeout: float | None = None, live: bool | None = None,
-              out: TextIO | None = None) -> BatchJob:
-        """:meth:`wait`, showing the status and request_counts as they change: a widget in a
-        Jupyter kernel (a live HTML line without ipywidgets), else one text line per change."""
-        from .display import in_kernel
+    def watch(self, *, poll: float = 5.0, timeout: float | None = None, progress: Any = None,
+              live: bool | None = None) -> BatchJob:
+        """:meth:`wait`, showing status and request_counts as they change, with the views of
+        :func:`dashmagic.map`: an ipywidgets bar in a Jupyter kernel (a live HTML line without
+        ipywidgets), a text bar in a terminal, the final line only under nbconvert/nbval.
+        ``progress``: False (nothing), a callable (gets each state), None/True (by where this runs)."""
+        from .progress import Reporter, choose_view
 
-        kernel = in_kernel() if live is None else live
-        view: _View = _KernelView() if kernel else _TextView(out or sys.stdout)
+        reporter = Reporter(choose_view(progress, live=live))
         try:
-            return self.wait(poll=poll, timeout=timeout, on_update=view.update)
+            return self.wait(poll=poll, timeout=timeout, on_update=lambda job: reporter.update(job.state()))
         finally:
-            view.close(self)
+            reporter.close(self.state())
+
+    def state(self) -> ProgressState:
+        """The job's progress as the map() views show it (tokens are known only from results)."""
+        from .progress import ProgressState
+
+        counts = self.info.counts
+        return ProgressState(total=counts.total or None, done=counts.done, failed=counts.failed,
+                             elapsed=time.monotonic() - self._started, finished=self.info.done)
 
     def progress(self) -> BatchProgress:
         """The job's state as a displayable line (HTML + text)."""
@@ -619,15 +595,20 @@ class BatchJob:
         return self.progress()._repr_mimebundle_(include, exclude)
 
     # -- results ------------------------------------------------------------------------------
-    def results(self) -> list[Trace]:
+    def results(self) -> Traces:
         """One Trace per prompt, in input order: the answer and usage, or the row's error (a row
         that never ran says why). Downloads the output and error files once the job ended."""
+        from .batch_map import Traces
+
         if self._results is None:
             self.refresh()
             if not self.info.done:
                 raise ConfigError(f"Batch {self.id} is still {self.status}: wait() for it before results().")
             self._results = self._collect()
-        return list(self._results)
+        traces = Traces(self._results)
+        if self.labels is not None and len(self.labels) == len(traces):
+            traces.labels = list(self.labels)
+        return traces
 
     def _collect(self) -> tuple[Trace, ...]:
         size = max(len(self._requests), self.info.counts.total)
@@ -655,20 +636,12 @@ class BatchJob:
             model = one_line(body["model"], 80)
         return RequestInfo(model=model, url=ENDPOINT)
 
-    def to_frame(self) -> Any:
-        """The results as a pandas DataFrame: answer, status, tokens, request_id, error."""
-        try:
-            pd: Any = import_module("pandas")  # optional; untyped
-        except ImportError:
-            raise ConfigError("to_frame() needs pandas: pip install pandas (results() needs nothing).") from None
-        rows = [{
-            "answer": t.answer,
-            "status": t.status,
-            "tokens": t.usage.total_tokens,
-            "request_id": t.request_id,
-            "error": t.error.message if t.error is not None else None,
-        } for t in self.results()]
-        return pd.DataFrame(rows, columns=["answer", "status", "tokens", "request_id", "error"])
+    def to_frame(self, json: bool | str | None = "auto") -> Any:  # noqa: A002 - as dashmagic.to_frame
+        """The results as :func:`dashmagic.to_frame` makes them for ``map()``: answer, status,
+        input/output tokens, request id, error (and the parsed JSON), indexed like the input rows."""
+        from .batch_map import to_frame
+
+        return to_frame(self.results(), json=json)
 
 
 # -- progress views -----------------------------------------------------------------------------
@@ -702,69 +675,6 @@ class BatchProgress:
         return data
 
 
-class _View:
-    def update(self, job: BatchJob) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def close(self, job: BatchJob) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-class _TextView(_View):
-    """Outside Jupyter: one line each time the status or the counts change (bounded by the polls)."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.last = ""
-
-    def update(self, job: BatchJob) -> None:
-        line = job.progress().text
-        if line != self.last:
-            self.out.write(line + "\n")
-            self.out.flush()
-            self.last = line
-
-    def close(self, job: BatchJob) -> None:
-        self.update(job)
-
-
-class _KernelView(_View):
-    """In Jupyter: an ipywidgets progress bar and label when ipywidgets is installed, else the
-    HTML line updated in place. Either way the output ends as the static HTML line, so a saved
-    notebook shows how the job ended."""
-
-    def __init__(self) -> None:
-        from .display import ObjectDisplay
-
-        self.output = ObjectDisplay()
-        self.bar: Any = None
-        self.label: Any = None
-        self.shown = ""
-        try:
-            ipywidgets: Any = import_module("ipywidgets")  # optional; untyped
-        except ImportError:
-            return
-        self.bar = ipywidgets.IntProgress(value=0, min=0, max=1, description="batch")
-        self.label = ipywidgets.Label(value="")
-        self.output.show(ipywidgets.HBox([self.bar, self.label]))
-
-    def update(self, job: BatchJob) -> None:
-        text = job.progress().text
-        if text == self.shown:  # a poll that changed nothing sends nothing to the frontend
-            return
-        self.shown = text
-        if self.bar is None:
-            self.output.show(job.progress())
-            return
-        counts = job.request_counts
-        self.bar.max = max(counts.total, 1)
-        self.bar.value = counts.done
-        self.label.value = job.progress().text
-
-    def close(self, job: BatchJob) -> None:
-        self.output.show(job.progress())
-
-
 # -- the module API ---------------------------------------------------------------------------
 
 
@@ -780,7 +690,7 @@ def _client_of(options: dict[str, Any]) -> tuple[Client, bool]:
     return Client(**client_options), True
 
 
-def submit(prompts: Iterable[Prompt] | None = None, **options: Unpack[SubmitKwargs]) -> BatchJob:
+def submit(prompts: Any = None, **options: Unpack[SubmitKwargs]) -> BatchJob:
     """Upload the prompts as one batch file and create the job; returns its handle at once.
 
     ``prompts``: strings or message lists (a list, a pandas Series…), or ``template=`` with
@@ -792,7 +702,7 @@ def submit(prompts: Iterable[Prompt] | None = None, **options: Unpack[SubmitKwar
     template, rows = opts.pop("template", None), opts.pop("rows", None)
     client, owned = _client_of(opts)
     try:
-        data, requests = build_lines(prompts, template=template, rows=rows, **opts)
+        data, requests, labels = build_lines(prompts, template=template, rows=rows, **opts)
         api = _Api(client)
         body, content_type = _multipart(data, "dashmagic-batch.jsonl")
         uploaded = api.json("POST", "/files", data=body, content_type=content_type)
@@ -801,7 +711,7 @@ def submit(prompts: Iterable[Prompt] | None = None, **options: Unpack[SubmitKwar
             raise ProtocolError("The Batch API accepted the upload but sent no file id.")
         request = {"input_file_id": file_id, "endpoint": ENDPOINT, "completion_window": COMPLETION_WINDOW}
         created = api.json("POST", "/batches", data=json.dumps(request).encode("utf-8"))
-        return BatchJob(client, BatchInfo.of(created), requests, owns_client=owned)
+        return BatchJob(client, BatchInfo.of(created), requests, labels=labels, owns_client=owned)
     except BaseException:
         if owned:
             client.close()

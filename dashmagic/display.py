@@ -17,7 +17,7 @@ from .errors import DashmagicError, Interrupted
 from .render import mimebundle
 from .trace import Trace
 
-__all__ = ["LiveDisplay", "ObjectDisplay", "in_kernel", "output_metadata"]
+__all__ = ["LiveDisplay", "output_metadata"]
 
 
 def _display() -> Callable[..., Any]:
@@ -161,31 +161,3 @@ class LiveDisplay:
         else:
             self._handle.update(data, metadata=metadata, raw=True)
         self._pending = None
-
-
-def in_kernel() -> bool:
-    """Whether this process is a Jupyter kernel (live outputs and widgets can be shown)."""
-    import sys
-
-    if "IPython" not in sys.modules:  # never import IPython just to find out
-        return False
-    from IPython.core.getipython import get_ipython
-
-    return getattr(get_ipython(), "kernel", None) is not None
-
-
-class ObjectDisplay:
-    """One output showing any displayable object (a progress view, a widget), replaced in place;
-    used by :meth:`dashmagic.batch.BatchJob.watch`."""
-
-    def __init__(self) -> None:
-        self._handle: Any = None
-
-    def show(self, obj: Any) -> None:
-        from importlib import import_module
-
-        display = import_module("IPython.display").display
-        if self._handle is None:
-            self._handle = display(obj, display_id=True)
-        else:
-            self._handle.update(obj)

@@ -95,15 +95,19 @@ def test_the_input_file_is_openai_chat_lines_built_from_validated_options(fake: 
     assert all(r.header("Authorization") == f"Bearer {KEY}" for r in fake.requests)
 
 
-def test_template_and_rows_fill_one_prompt_per_row() -> None:
+def test_template_and_rows_fill_one_prompt_per_row_like_map(fake: FakeDashScope, state: FakeBatches) -> None:
     pandas = pytest.importorskip("pandas")
-    frame = pandas.DataFrame({"review": ["great {x}", "awful"], "stars": [5, 1]})
-    data, infos = build_lines(template="Classify: {{ row.review }} ({{ row['stars'] }})", rows=frame)
+    frame = pandas.DataFrame({"review": ["great {x}", "awful"], "stars": [5, 1]}, index=["r1", "r2"])
+    data, infos, labels = build_lines(template="Classify: {{ row.review }} ({{ row['stars'] }})", rows=frame)
     bodies = [json.loads(x)["body"] for x in data.splitlines()]
     assert [b["messages"][-1]["content"] for b in bodies] == ["Classify: great {x} (5)", "Classify: awful (1)"]
-    assert [i.prompt for i in infos] == ["Classify: great {x} (5)", "Classify: awful (1)"]
-    _, from_dicts = build_lines(template="{{ row.q }}", rows=[{"q": "one"}, {"q": "two"}])
-    assert [i.prompt for i in from_dicts] == ["one", "two"]
+    assert [i.prompt for i in infos] == ["Classify: great {x} (5)", "Classify: awful (1)"] and labels == ["r1", "r2"]
+    _, from_dicts, numbers = build_lines(template="{{ row.q }}", rows=[{"q": "one"}, {"q": "two"}])
+    assert [i.prompt for i in from_dicts] == ["one", "two"] and numbers == [0, 1]
+    with batch.submit(template="{{ row.review }}", rows=frame, **opts(fake)) as job:
+        result = job.wait(poll=0.01).to_frame()
+    assert list(result.index) == ["r1", "r2"]  # frame["label"] = job.to_frame()["answer"] lines up
+    assert list(result["answer"]) == ["Answer to: great {x}", "Answer to: awful"]
 
 
 @pytest.mark.parametrize(("kwargs", "words"), [
@@ -183,7 +187,7 @@ def test_attach_from_a_fresh_client_finds_the_job_and_its_results(fake: FakeDash
     with Client(**opts(fake)) as client:  # a "kernel restart": only the id survives
         again = batch.attach(batch_id, client=client)
         assert again.id == batch_id and again.status in batch.ACTIVE
-        traces = again.watch(poll=0.01, live=False, out=io.StringIO()).results()
+        traces = again.watch(poll=0.01, progress=False).results()
         again.close()  # the caller's client stays open
         assert client.run  # still usable
     assert [t.answer for t in traces] == ["Answer to: first", None, "Answer to: third", "Answer to: fourth"]
@@ -203,33 +207,45 @@ def test_to_frame_has_maps_columns(fake: FakeDashScope, state: FakeBatches) -> N
     pytest.importorskip("pandas")
     with batch.submit(PROMPTS, **opts(fake)) as job:
         frame = job.wait(poll=0.01).to_frame()
-    assert list(frame.columns) == ["answer", "status", "tokens", "request_id", "error"]
+        assert list(frame.columns) == list(dashmagic.to_frame(job.results()).columns)
+    assert list(frame.columns) == ["answer", "status", "input_tokens", "output_tokens", "request_id", "error"]
     assert list(frame["status"]) == ["complete", "error", "complete", "complete"]
     assert frame["answer"][0] == "Answer to: first" and "DataInspectionFailed" in frame["error"][1]
 
 
-def test_watch_outside_jupyter_prints_one_line_per_change(fake: FakeDashScope, state: FakeBatches) -> None:
-    out = io.StringIO()
+def test_watch_hands_each_state_to_maps_progress_views(fake: FakeDashScope, state: FakeBatches) -> None:
+    states: list[Any] = []
     with batch.submit(PROMPTS, **opts(fake)) as job:
-        job.watch(poll=0.01, live=False, out=out)
-    lines = out.getvalue().splitlines()
-    assert lines[0].endswith("validating: no rows counted yet")
-    assert lines[-1].endswith("completed: 4/4 done (1 failed)")
-    assert len(lines) == len(set(lines))
+        job.watch(poll=0.01, progress=states.append)
+    assert states[0].total is None and not states[0].finished  # validating: no rows counted yet
+    assert states[-1].finished and (states[-1].total, states[-1].done, states[-1].failed) == (4, 4, 1)
+    assert [s.done for s in states] == sorted(s.done for s in states)
 
 
-def test_watch_in_a_kernel_updates_one_output_and_ends_as_static_html(
-    fake: FakeDashScope, state: FakeBatches, shell: Any
+def test_watch_in_a_terminal_is_one_rewritten_text_line(
+    fake: FakeDashScope, state: FakeBatches, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from dashmagic import progress
+
+    out = io.StringIO()
+    monkeypatch.setattr(progress, "choose_view", lambda *a, **k: progress.TextView(out))
+    with batch.submit(PROMPTS, **opts(fake)) as job:
+        job.watch(poll=0.01)
+    text = out.getvalue()
+    assert text.endswith("\n") and text.count("\n") == 1 and "\r" in text
+    assert "4/4 · 3 ok · 1 failed" in text.rsplit("\r", 1)[1]
+
+
+def test_watch_in_a_kernel_updates_one_output_in_place(fake: FakeDashScope, state: FakeBatches, shell: Any) -> None:
     from IPython.utils.capture import capture_output
 
     with batch.submit(PROMPTS, **opts(fake)) as job, capture_output() as captured:
         job.watch(poll=0.01, live=True)
     outputs = captured.outputs
-    assert len(outputs) >= 2 and not outputs[0].update and all(o.update for o in outputs[1:])
+    assert outputs and not outputs[0].update and all(o.update for o in outputs[1:])
     final = outputs[-1].data
-    assert "completed: 4/4 done (1 failed)" in final["text/plain"]
-    assert '<progress max="4" value="4">' in final["text/html"]
+    assert "4/4 · 3 ok · 1 failed" in final["text/plain"]
+    assert 'value="4" max="4"' in final["text/html"]
 
 
 def test_watch_drives_an_ipywidgets_bar_when_the_library_is_there(
@@ -245,21 +261,22 @@ def test_watch_drives_an_ipywidgets_bar_when_the_library_is_there(
 
     class Widget:
         def __init__(self, *children: Any, **traits: Any) -> None:
-            self.children, self.__dict__ = children, {**self.__dict__, **traits}
+            self.children = children
+            self.__dict__.update(traits)
             made.append(self)
 
         def _repr_mimebundle_(self, **_: Any) -> dict[str, str]:
             return {"text/plain": "a widget"}
 
     stand_in = types.ModuleType("ipywidgets")
-    stand_in.IntProgress = stand_in.Label = stand_in.HBox = Widget  # type: ignore[attr-defined]
+    stand_in.IntProgress = stand_in.HTML = stand_in.HBox = Widget  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "ipywidgets", stand_in)
     with batch.submit(PROMPTS, **opts(fake)) as job, capture_output() as captured:
         job.watch(poll=0.01, live=True)
     bar, label = made[0], made[1]
-    assert (bar.value, bar.max) == (4, 4) and label.value.endswith("completed: 4/4 done (1 failed)")
-    assert captured.outputs[0].data["text/plain"] == "a widget"
-    assert "completed: 4/4" in captured.outputs[-1].data["text/plain"]  # the saved output is static
+    assert (bar.value, bar.max, bar.bar_style) == (4, 4, "danger")  # one row failed
+    assert "3 ok · 1 failed" in label.value
+    assert [o.data["text/plain"] for o in captured.outputs] == ["a widget"]  # shown once, then updated
 
 
 def test_progress_html_escapes_what_the_server_sent() -> None:
