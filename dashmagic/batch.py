@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from . import __version__
 from .client import Client, ClientKwargs, _retry_after
 from .errors import ApiError, ConfigError, Interrupted, ProtocolError, TimeoutError, TransportError
 from .protocol.envelope import decode_payload, error_from_body, error_from_payload, one_line, to_int, to_str
@@ -304,7 +305,7 @@ class _Api:
 
         url = self.base + path
         session = self.client._http(self.key)
-        headers = {"Accept": "application/json", "User-Agent": "dashmagic-batch"}
+        headers = {"Accept": "application/json", "User-Agent": f"dashmagic/{__version__}"}
         if data is not None:
             headers["Content-Type"] = content_type
         tries = self.client.retry.tries
