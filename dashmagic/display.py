@@ -28,6 +28,12 @@ def _display() -> Callable[..., Any]:
     return shown
 
 
+def _stdout_write(text: str) -> None:
+    import sys
+
+    sys.stdout.write(text)
+
+
 def output_metadata(trace: Trace) -> dict[str, Any]:
     """Provenance kept in the output's metadata (no key, no signed URLs)."""
     usage = trace.usage
@@ -62,14 +68,25 @@ class LiveDisplay:
         live: bool,
         interval: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        terminal: bool = False,
+        out: str | None = None,
+        write: Callable[[str], object] | None = None,
     ) -> None:
         self.live = live
+        #: Terminal IPython: the answer's new text is printed as it streams, figures say where
+        #: their bytes are. ``out`` is the --out name the trace will have.
+        self.terminal = terminal and not live
+        self.out = out
+        self._write = write
+        self._printed = ""  # the answer text already printed while streaming
         self.interval = interval
         self._clock = clock
         self._handle: Any = None
         self._next_send = float("-inf")
         self._pending: Trace | None = None
         self._shown_events = 0
+        #: Whether the final trace stayed on screen (False: blanked, an error before any step).
+        self.kept = False
         self.updates = 0  # how many bundles were sent to the frontend (benchmarks read this)
         self.bytes_sent = 0
 
@@ -82,6 +99,8 @@ class LiveDisplay:
     def show(self, trace: Trace) -> None:
         """A new snapshot arrived; send it now if the throttle allows, else keep it pending."""
         self._pending = trace
+        if self.terminal:
+            self._print_new_text(trace)
         if not self.live:
             return
         now = self._clock()
@@ -131,7 +150,9 @@ class LiveDisplay:
                 self.discard()
                 raise Interrupted("Stopped by the user before any reply arrived.") from None
             last = last.replace(status="interrupted")
-            error = Interrupted("Stopped by the user; the partial trace is kept.")
+            # Only a trace with steps has a partial trace to keep (Stop may come before any byte).
+            error = Interrupted("Stopped by the user; the partial trace is kept." if last.steps
+                                else "Stopped by the user before any reply arrived.")
             error.trace = last
         if last is None:  # pragma: no cover - a client always yields before it raises
             raise error or Interrupted("No reply.")
@@ -139,7 +160,43 @@ class LiveDisplay:
             self.discard()
         else:
             self.close(last)
+            self.kept = True
         return last, error
+
+    def _print_new_text(self, trace: Trace) -> None:
+        """Print what the answer gained since the last snapshot (each piece once); a revised
+        answer (not an extension of what was printed) waits for the final transcript."""
+        import sys
+
+        answer = trace.answer or ""
+        if not answer.startswith(self._printed) or len(answer) == len(self._printed):
+            return
+        write = self._write or sys.stdout.write
+        write(answer[len(self._printed):])
+        self._printed = answer
+        flush = getattr(sys.stdout, "flush", None)
+        if self._write is None and flush is not None:
+            flush()
+
+    def _terminal_text(self, trace: Trace, text: str) -> str:
+        """The transcript for a terminal: an embedded figure says where its bytes are and how
+        to save them ("embedded" means nothing where nothing can be shown)."""
+        from .render._text_kit import figure_line
+
+        images = {image.url: image for image in trace.images}
+        name = self.out or "t"
+        for fig in trace.figures:
+            image = images.get(fig.url)
+            if image is None or not image.ok or image.data is None:
+                continue
+            index = trace.images.index(image)
+            file = f"{fig.alt or f'fig-{index + 1:03d}'}.{(image.mime or 'image/png').split('/')[-1]}"
+            where = f"kept in {name}.images[{index}]" + ("" if self.out else " (store the trace with --out t)")
+            line = (f"[figure] {fig.alt + ': ' if fig.alt else ''}{len(image.data) / 1000:.1f} kB "
+                    f"{(image.mime or '').split('/')[-1].upper()}, {where}; save with "
+                    f"{name}.images[{index}].save({file!r})")
+            text = text.replace(figure_line(fig, images), line)
+        return text
 
     def discard(self) -> None:
         """Nothing worth showing arrived (an error before any step): blank the placeholder, so
@@ -156,6 +213,10 @@ class LiveDisplay:
         if trace is None:
             return
         data, metadata = self._bundle(trace)
+        if self.terminal:
+            if self._printed:
+                (self._write or _stdout_write)("\n\n")  # the streamed text ends; the transcript follows
+            data = {**data, "text/plain": self._terminal_text(trace, data["text/plain"])}
         if self._handle is None:
             display(data, metadata=metadata, raw=True)
         else:

@@ -81,7 +81,9 @@ class TraceBuilder:
             code=getattr(error, "code", None),
             request_id=getattr(error, "request_id", None),
         )
-        request_id = self._trace.request_id or info.request_id
+        # One id per failed call: the error's (it names the failure, and is what support asks
+        # for), so the footer and the error line never show two different ids.
+        request_id = info.request_id or self._trace.request_id
         self._trace = self._trace.replace(status="error", error=info, elapsed=self._elapsed(), request_id=request_id)
         return self._trace
 

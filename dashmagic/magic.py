@@ -130,27 +130,31 @@ class DashScopeMagics(Magics):
     def dashscope(self, line: str, cell: str | None = None) -> None:
         """Ask a DashScope model, with plugins, and show the plugin trace.
 
-        Examples
-        --------
-        ::
+        Everything below the first line is the prompt (a ``#`` line is sent too); the line
+        form ``%dashscope FLAGS PROMPT`` takes it on one line. ``{{ expr }}`` is replaced by
+        its value in your namespace; single braces stay as typed.
+
+        Examples (each block is one cell; ``--replay demo`` answers all of them offline,
+        with no key, from the bundled recordings):
 
             %%dashscope --plugins code_interpreter
             画一个y=x^2的函数图
 
             %dashscope --plugins calculator 12345*98765是多少
 
-            %%dashscope --plugins calculator --seed 42 --out t
-            What is {{ a }} times {{ b }}? Reply as JSON like {"product": 0}.
+            a, b = 12345, 98765
+
+            %%dashscope --plugins calculator --stream --out t
+            {{ a }}*{{ b }}是多少
+
+            t.answer
 
             %%dashscope --replay demo --plugins calculator
             12345*98765是多少
 
-        ``{{ expr }}`` is replaced by its value in your namespace; single braces stay as typed.
-        Everything below the first line is the prompt (a ``#`` line is sent too). ``--replay demo``
-        answers from the bundled recordings, offline, with no key.
-
         The key is read from DASHSCOPE_API_KEY, DASHSCOPE_API_KEY_FILE_PATH or
-        ~/.dashscope/api_key (never from a cell). Defaults: ``%config DashScopeMagics``.
+        ~/.dashscope/api_key (never from a cell); with none in a Jupyter kernel you are asked
+        for it once. Defaults: ``%config DashScopeMagics``.
         """
         from .client import Client
         from .plan import plan_cell
@@ -162,8 +166,9 @@ class DashScopeMagics(Magics):
         _warn_unknown(plan.unknown_plugins)
         if plan.batch is not None:
             return self._map_cell(plan)
+        typed: list[Secret] = []  # the getpass key, when this cell used one
         with Client(**plan.client) as client:
-            client.key_prompt = self._prompt_for_key if _can_prompt(self.shell) else None
+            client.key_prompt = self._key_prompt(typed) if _can_prompt(self.shell) else None
             call = client.build(plan.prompt, stream=plan.stream, **plan.call)
             if plan.dry_run:
                 return self._show_dry_run(call, client)
@@ -173,7 +178,7 @@ class DashScopeMagics(Magics):
         if plan.out:
             self.shell.user_ns[plan.out] = trace
         if error is not None:
-            raise error
+            raise self._one_line(error, trace, shown=self.last_display.kept, typed=bool(typed))
         if plan.chat:
             self._chat.extend(trace.turn())
         return None
@@ -294,11 +299,39 @@ class DashScopeMagics(Magics):
             self._session_key = validate_key(value, "the key typed at the prompt") if value else None
         return self._session_key
 
+    def _key_prompt(self, typed: list[Secret]) -> Callable[[], Secret | None]:
+        def ask() -> Secret | None:
+            key = self._prompt_for_key()
+            if key is not None:
+                typed.append(key)
+            return key
+
+        return ask
+
+    def _one_line(self, error: DashmagicError, trace: Trace, *, shown: bool, typed: bool) -> DashmagicError:
+        """The error as the cell's one line: said once, with the id the trace shows.
+
+        An error after the trace was shown is in the trace already (with its details): the line
+        only names it and points there. An error before anything is the only message, in full.
+        A 401 for a key typed at the prompt forgets that key, so the next cell asks again (a
+        key from the environment or a file is the user's setting and is never dropped).
+        """
+        from .errors import AuthenticationError, Interrupted
+
+        if shown and trace.status == "error" and not isinstance(error, Interrupted):
+            _set_message(error, _pointer(error, trace))
+        if isinstance(error, AuthenticationError) and typed:
+            self._session_key = None
+            _set_message(error, f"{error.message.rstrip('.')}; the key you typed was forgotten: run the cell "
+                                "again to enter another.")
+        return error
+
     def _show(self, client: Any, call: Call, plan: CellPlan | None = None) -> tuple[Trace, DashmagicError | None]:
         from .display import LiveDisplay
         from .trace import Trace
 
-        view = LiveDisplay(live=self._live(), interval=self.update_interval)
+        view = LiveDisplay(live=self._live(), interval=self.update_interval,
+                           terminal=not _in_kernel(self.shell), out=plan.out if plan is not None else None)
         self.last_display = view
         snapshots = client.execute(call, on_retry=view.show)
         if plan is not None and plan.run_locally:
@@ -358,6 +391,56 @@ def _fill_column(rows: Any, column: str, values: list[Any]) -> None:
             row[column] = value
 
 
+def _set_message(error: DashmagicError, message: str) -> None:
+    error.message = message
+    error.args = (message,)
+
+
+def _pointer(error: DashmagicError, trace: Trace) -> str:
+    """``DashScope returned HTTP 500 InternalError; details in the trace above (request id X).``"""
+    status, code = getattr(error, "status_code", None), getattr(error, "code", None)
+    if status or code:
+        head = f"DashScope returned HTTP {status}" if status else "DashScope reported an error"
+        head += f" {code}" if code else ""
+    else:
+        head = _first_clause(error.message)
+    request_id = trace.request_id or getattr(error, "request_id", None)
+    return f"{head}; details in the trace above" + (f" (request id {request_id})." if request_id else ".")
+
+
+def _first_clause(text: str, limit: int = 120) -> str:
+    cut = min((i for i in (text.find(". "), text.find(": "), text.find(" ("), len(text)) if i >= 0))
+    head = text[:cut].rstrip(".")
+    return head if len(head) <= limit else head[: limit - 1] + "…"
+
+
+def _tidy_help(magic: Any) -> None:
+    """Rebuild ``%%dashscope?`` as plain text: summary, usage, examples, then the flags.
+
+    magic_arguments writes the usage first, as an RST literal block (``::``), which IPython's
+    help shows verbatim: the help opened with a stray ``Docstring: ::`` line.
+    """
+    import argparse
+    import inspect
+
+    parser = magic.parser
+    usage = parser.format_usage().split("%", 1)[-1].strip()
+    saved = parser.description, parser.usage
+    parser.description, parser.usage = None, argparse.SUPPRESS
+    try:
+        flags = parser.format_help().strip()
+    finally:
+        parser.description, parser.usage = saved
+    summary = inspect.cleandoc(saved[0] or "")
+    magic.__doc__ = (
+        f"{summary}\n\nUsage (the cell form; %dashscope takes the same flags, then the prompt):\n"
+        f"  %%{usage}\n\n{flags}\n"
+    )
+
+
+_tidy_help(DashScopeMagics.dashscope)
+
+
 def _warn_unknown(unknown: tuple[str, ...]) -> None:
     if unknown:
         # warn_explicit: the warning names the magic, not dashmagic's install path, and it is
@@ -410,10 +493,43 @@ def _parse_line(magic: Any, line: str) -> Any:
     try:
         return magic.parser.parse_args(argv)
     except UsageError as exc:
-        if "unrecognized arguments" in str(exc) and "--param" not in str(exc):
-            raise UsageError(f"{exc} (model parameters go in --param KEY=VALUE, e.g. --param temperature=0.2; "
-                             "see %%dashscope?)") from None
+        if "unrecognized arguments:" in str(exc):
+            raise UsageError(_unknown_flag_message(magic.parser, argv, str(exc))) from None
         raise
+
+
+def _unknown_flag_message(parser: Any, argv: list[str], message: str) -> str:
+    """"unrecognized arguments: …" → the first unknown flag, with the flag meant or --param."""
+    import difflib
+
+    rejected = message.split("unrecognized arguments:", 1)[1].split()
+    flags = [t for t in rejected if t.startswith("-") and t.split("=", 1)[0] not in parser._option_string_actions]
+    if not flags:
+        return f"%dashscope: {message}; see %%dashscope?"
+    token = flags[0]
+    name = token.split("=", 1)[0]
+    # Compared without the dashes, long flags only: "--" alone would make every flag look close.
+    known = {o.lstrip("-"): o for o in parser._option_string_actions if o.startswith("--")}
+    close = difflib.get_close_matches(name.lstrip("-"), list(known), n=1, cutoff=0.7)
+    if close:
+        return f"%dashscope: unknown flag {name}; did you mean {known[close[0]]}? (see %%dashscope?)"
+    value = token.split("=", 1)[1] if "=" in token else _value_after(argv, token)
+    return (f"%dashscope: unknown flag {name}; model parameters go in --param KEY=VALUE, e.g. "
+            f"--param {name.lstrip('-')}={value or 'VALUE'} (see %%dashscope?)")
+
+
+def _value_after(argv: list[str], token: str) -> str:
+    index = argv.index(token) if token in argv else -1
+    following = argv[index + 1] if 0 <= index < len(argv) - 1 else ""
+    return "" if following.startswith("-") and not _is_number(following) else following
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _refuse_repeats(parser: Any, argv: list[str]) -> None:

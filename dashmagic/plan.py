@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._constants import KNOWN_PLUGINS
 from .cell import check_prompt, interpolate, parse_params, parse_plugins
 from .config import check_seconds
 from .errors import ConfigError
@@ -75,6 +76,7 @@ def plan_cell(
     if args.out is not None and not args.out.isidentifier():
         raise ConfigError(f"--out needs a Python variable name, got {args.out!r}.")
     plugins, unknown = parse_plugins(args.plugins if args.plugins is not None else traits["plugins"])
+    _refuse_misspellings(unknown)
     stream = args.stream if args.stream is not None else (traits["stream"] if traits["stream"] is not None else in_kernel)
     return CellPlan(
         prompt=prompt,
@@ -134,6 +136,21 @@ def _local_run_flags(args: Any) -> dict[str, bool]:
     if run and args.dry_run:
         raise ConfigError("--run-locally runs the answer's code, and --dry-run sends nothing: use one of them.")
     return {"run_locally": run, "allow_invisible": allow}
+
+
+def _refuse_misspellings(unknown: Sequence[str]) -> None:
+    """A name close to a known plugin is a typo: sending it only earns a 403 (and, live, a
+    billed round trip). A name close to none may be a new plugin, so it is still sent (with
+    the magic's warning)."""
+    import difflib
+
+    for name in unknown:
+        close = difflib.get_close_matches(name.lower(), KNOWN_PLUGINS, n=1, cutoff=0.75)
+        if close:
+            raise ConfigError(
+                f"unknown plugin {name!r}; did you mean {close[0]!r}? Known plugins: {', '.join(KNOWN_PLUGINS)}. "
+                "Nothing was sent."
+            )
 
 
 def _client_options(args: Any, traits: Mapping[str, Any], batch: BatchPlan | None = None) -> dict[str, Any]:

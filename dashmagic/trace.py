@@ -9,8 +9,10 @@ server payload by :mod:`dashmagic.events`; nothing here knows about HTTP or IPyt
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, Literal, Protocol, Union
 
 __all__ = [
@@ -146,9 +148,87 @@ def _items_any(node: Any) -> Iterator[Any]:
     return iter(node.items()) if isinstance(node, Mapping) else iter(node)
 
 
+
+
+# -- readable reprs ------------------------------------------------------------------------------
+# What a user reads at the prompt (``t.usage``, ``t.steps[1]``, ``t``): fields left at their
+# default are left out, long text is cut with a count of what was cut, multi-line code is shown
+# as a block. Each repr is bounded in size (a 10 MB answer prints as one short line), and is
+# ``__repr__`` only: equality, hashing and pickling are the dataclass's own.
+_TEXT_LIMIT = 80
+_ITEMS_LIMIT = 3
+_CODE_LINES = 12
+_STEPS_LIMIT = 20
+
+
+def _cut(text: str, limit: int = _TEXT_LIMIT) -> str:
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}…(+{len(text) - limit} chars)"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return _cut(value)
+    if isinstance(value, tuple) and len(value) > _ITEMS_LIMIT:
+        shown = ", ".join(_shown(v) for v in value[:_ITEMS_LIMIT])
+        return f"({shown}, …(+{len(value) - _ITEMS_LIMIT} more))"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_shown(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, Mapping):
+        items = list(value.items())
+        inner = ", ".join(f"{k!r}: {_shown(v)}" for k, v in items[:_ITEMS_LIMIT])
+        more = f", …(+{len(items) - _ITEMS_LIMIT} more)" if len(items) > _ITEMS_LIMIT else ""
+        return "{" + inner + more + "}"
+    text = repr(value)
+    return text if len(text) <= 4 * _TEXT_LIMIT else text[: 4 * _TEXT_LIMIT] + f"…(+{len(text) - 4 * _TEXT_LIMIT} chars)"
+
+
+def _is_default(f: dataclasses.Field[Any], value: Any) -> bool:
+    if f.default is not dataclasses.MISSING:
+        return bool(value == f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        return bool(value == f.default_factory())
+    return False
+
+
+def _fields_repr(obj: Any, *, block: str = "") -> str:
+    """``Name(field=value, …)`` without defaults and ``kind``; ``block`` names a code field shown
+    as indented lines after the others."""
+    parts: list[str] = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if not f.repr or f.name == "kind" or f.name == block or _is_default(f, value):
+            continue
+        if f.name.endswith("_raw") and getattr(obj, "view", None) is not None:
+            parts.append(f"{f.name}=<{len(value)} chars>")  # the view below says it readably
+            continue
+        parts.append(f"{f.name}={_shown(value)}")
+    name = type(obj).__name__
+    code = getattr(obj, block) if block else None
+    if not isinstance(code, str) or "\n" not in code.strip("\n"):
+        if isinstance(code, str):
+            parts.insert(0, f"{block}={_cut(code)}")
+        return f"{name}({', '.join(parts)})"
+    return f"{name}({', '.join(parts)}{', ' if parts else ''}{block}=\n{_code_block(code)}\n)"
+
+
+def _code_block(code: str) -> str:
+    lines = code.strip("\n").split("\n")
+    shown = [f"    {_cut(line, 2 * _TEXT_LIMIT)[1:-1] if len(line) > 2 * _TEXT_LIMIT else line}" for line in lines[:_CODE_LINES]]
+    if len(lines) > _CODE_LINES:
+        shown.append(f"    …(+{len(lines) - _CODE_LINES} lines)")
+    return "\n".join(shown)
+
+
+
 @dataclass(frozen=True, slots=True)
 class Status:
     """A plugin message's ``status``: ``{"code": 200, "name": "Success", "message": ...}``."""
+
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
 
     code: int | None
     name: str = ""
@@ -165,6 +245,11 @@ class Figure:
 
     url: str
     alt: str = ""
+
+    def __repr__(self) -> str:
+        # Without the query: a signed URL's signature must not reach logs or tracebacks.
+        bare = self.url.split("?", 1)[0] + ("?…" if "?" in self.url else "")
+        return f"Figure(url={_cut(bare, 2 * _TEXT_LIMIT)}" + (f", alt={_cut(self.alt)})" if self.alt else ")")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +271,16 @@ class FetchedImage:
     def ok(self) -> bool:
         """True when the bytes are a PNG/JPEG/GIF/WEBP image ready to embed."""
         return self.error is None and self.data is not None and self.mime is not None
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the image's bytes to ``path`` (e.g. ``t.images[0].save("fig-001.png")``)."""
+        from .errors import ConfigError
+
+        if not self.ok or self.data is None:
+            raise ConfigError(f"This figure has no image to save ({self.error or 'not fetched'}): {self.display_url}")
+        target = Path(path).expanduser()
+        target.write_bytes(self.data)
+        return target
 
 
 class CallView(Protocol):
@@ -231,6 +326,10 @@ class NoFigures:
 class CodeBlock:
     """Code in a fence (the ``code_interpreter`` call view)."""
 
+    def __repr__(self) -> str:
+        return _fields_repr(self, block="code")
+
+
     code: str
     language: str = "python"
 
@@ -242,6 +341,10 @@ class CodeBlock:
 @dataclass(frozen=True, slots=True)
 class Thought:
     """The assistant's reasoning (the ``Thought:`` text)."""
+
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
 
     text: str
     kind: Literal["thought"] = "thought"
@@ -257,6 +360,10 @@ class PluginCall:
     of the arguments (see :mod:`dashmagic.plugins`).
     """
 
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
+
     plugin: str
     name: str
     arguments_raw: str
@@ -269,6 +376,10 @@ class PluginCall:
 @dataclass(frozen=True, slots=True)
 class PluginResult:
     """What the plugin returned, with its status."""
+
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
 
     plugin: str
     name: str
@@ -288,6 +399,10 @@ class PluginResult:
 class Answer:
     """The final answer (the ``Final Answer:`` text), Markdown."""
 
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
+
     text: str
     kind: Literal["answer"] = "answer"
 
@@ -297,6 +412,10 @@ class Reasoning:
     """The model's thinking (``message.reasoning_content``, today's generation): shown while it
     streams, folded once the answer starts. Thinking resumes after each tool run, so a trace may
     hold several, in order with the code they surround."""
+
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
 
     text: str
     kind: Literal["reasoning"] = "reasoning"
@@ -309,6 +428,10 @@ class CodeExecution:
     The service returns only the code: no output, no result, no figure (protocol-current §4).
     ``index`` is the entry's position in the cumulative ``tool_info`` list.
     """
+
+    def __repr__(self) -> str:
+        return _fields_repr(self, block="code")
+
 
     code: str
     index: int = 0
@@ -324,6 +447,10 @@ class CodeExecution:
 class Source:
     """One web-search result (``output.search_info.search_results[]``). ``icon`` is never fetched."""
 
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
+
     index: int
     title: str = ""
     url: str = ""
@@ -336,6 +463,10 @@ class SearchResults:
     """The sources a web search used; citation markers in the answer (``[1]``, ``[ref_1]``) point
     at their ``index``. ``extra`` holds ``extra_tool_info`` entries as sent."""
 
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
+
     sources: tuple[Source, ...] = ()
     extra: tuple[Any, ...] = ()
     kind: Literal["search"] = "search"
@@ -346,6 +477,10 @@ class FunctionCall:
     """A function the model asks the caller to run (``message.tool_calls[i]``, joined per
     ``index`` across deltas). ``arguments`` is the parsed JSON once it parses, else None with
     ``arguments_error`` saying why (still arriving, or not JSON)."""
+
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
 
     index: int
     id: str = ""
@@ -360,6 +495,10 @@ class FunctionCall:
 class UnknownPart:
     """A part of the reply dashmagic does not know (an ``output`` or message key, a tool type):
     shown generically and safely, never dropped. ``where`` says where it was found."""
+
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
 
     where: str
     value: Any = None
@@ -413,6 +552,12 @@ Step = Union[Thought, PluginCall, PluginResult, Answer, Reasoning, CodeExecution
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Token counts as the service reported them (None: not reported)."""
+
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
+
     input_tokens: int | None = None
     output_tokens: int | None = None
     total_tokens: int | None = None
@@ -427,6 +572,10 @@ class Usage:
 @dataclass(frozen=True, slots=True)
 class RequestInfo:
     """What was asked, kept beside the answer (no key, no headers)."""
+
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
 
     model: str
     plugins: tuple[str, ...] = ()
@@ -444,6 +593,10 @@ class RequestInfo:
 class ErrorInfo:
     """A plain-data summary of the error that ended a trace (the exception may not pickle)."""
 
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
+
     type: str
     message: str
     status_code: int | None = None
@@ -454,6 +607,35 @@ class ErrorInfo:
 @dataclass(frozen=True, slots=True)
 class Trace:
     """One exchange: steps in order plus everything around them."""
+
+    def __repr__(self) -> str:
+        head = [f"status={self.status!r}"]
+        for name in ("model", "request_id", "finish_reason"):
+            value = getattr(self, name)
+            if value is not None:
+                head.append(f"{name}={_cut(value)}")
+        if self.elapsed is not None:
+            head.append(f"elapsed={self.elapsed:.2f}")
+        lines = [f"Trace({', '.join(head)},", f"  request={self.request!r},"]
+        if self.steps:
+            lines.append("  steps=[")
+            for step in self.steps[:_STEPS_LIMIT]:
+                lines.append("    " + repr(step).replace("\n", "\n    ") + ",")
+            if len(self.steps) > _STEPS_LIMIT:
+                lines.append(f"    …(+{len(self.steps) - _STEPS_LIMIT} more steps)")
+            lines.append("  ],")
+        lines.append(f"  usage={self.usage!r},")
+        if self.error is not None:
+            lines.append(f"  error={self.error!r},")
+        for name in ("notes", "images"):
+            value = getattr(self, name)
+            if value:
+                lines.append(f"  {name}={_shown(value)},")
+        if self.messages:
+            lines.append(f"  messages=<{len(self.messages)} message(s); see .history()>,")
+        lines[-1] = lines[-1].rstrip(",") + ")"
+        return "\n".join(lines)
+
 
     request: RequestInfo
     steps: tuple[Step, ...] = ()

@@ -507,3 +507,157 @@ def test_image_hosts_trait_is_the_allow_list(fake_env, shell) -> None:
     assert error is None and _img_srcs(html) == []
     assert "allow-list" not in html and "localhost" in html  # allowed by the trait, refused for its address
     assert [r for r in fake_env.requests if r.method == "GET"] == []
+
+
+# -- the first five minutes: typos, keys, one error line, terminal ---------------------------
+@pytest.mark.parametrize("typo, meant", [("--plugin calculator", "--plugins"), ("--strem", "--stream"),
+                                         ("--modle qwen-max", "--model"), ("--plugin=calculator", "--plugins")])
+def test_flag_typo_suggests_the_flag_meant(shell, typo: str, meant: str) -> None:
+    cap, error = cell(shell, typo, "hi")
+    name = typo.split()[0].split("=")[0]
+    assert type(error).__name__ == "UsageError"
+    assert str(error).startswith(f"%dashscope: unknown flag {name}; did you mean {meant}?")
+    assert "Traceback" not in cap.stdout
+
+
+def test_misspelled_plugin_is_refused_before_sending(fake_env, shell) -> None:
+    cap, error = cell(shell, "--plugins calculater", "12345*98765是多少")
+    assert isinstance(error, ConfigError)
+    assert str(error).startswith("unknown plugin 'calculater'; did you mean 'calculator'?")
+    assert fake_env.generation_requests == []  # nothing was sent
+    cap, error = cell(shell, "--plugins pdf_extractor", "x")
+    assert isinstance(error, ConfigError) and "'pdf_extracter'" in str(error)
+
+
+def test_a_wrong_typed_key_is_forgotten_and_asked_for_again(fake_env, shell, monkeypatch) -> None:
+    monkeypatch.delenv("DASHSCOPE_API_KEY")
+    shell.kernel = FakeKernel(allow_stdin=True)
+    typed = iter(["sk-wrong-typed-0000", fake_env.api_key])
+    asked: list[str] = []
+    magics(shell)._getpass = lambda prompt: asked.append(prompt) or next(typed)
+    try:
+        cap, error = cell(shell, "--plugins calculator", "12345*98765是多少")
+        assert isinstance(error, AuthenticationError) and len(asked) == 1
+        assert "the key you typed was forgotten: run the cell again to enter another" in cap.stdout
+        cap, error = cell(shell, "--plugins calculator", "12345*98765是多少")
+        assert error is None and len(asked) == 2  # asked again, and the new key works
+        cell(shell, "--plugins calculator", "12345*98765是多少")
+        assert len(asked) == 2  # a good key is kept for the session
+        assert "sk-wrong-typed" not in cap.stdout + str([o.data for o in cap.outputs])
+    finally:
+        del shell.kernel
+
+
+def test_a_wrong_key_from_the_environment_is_never_forgotten(fake_env, shell, monkeypatch) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-wrong-env-0000")
+    shell.kernel = FakeKernel(allow_stdin=True)
+    asked: list[str] = []
+    magics(shell)._getpass = lambda prompt: asked.append(prompt) or "sk-never"
+    try:
+        for _ in range(2):
+            cap, error = cell(shell, "--plugins calculator", "x")
+            assert isinstance(error, AuthenticationError) and "forgotten" not in str(error)
+        assert asked == []
+    finally:
+        del shell.kernel
+
+
+def test_an_error_after_steps_is_shown_once_with_one_request_id(fake_env, kernel_shell) -> None:
+    fake_env.inject("error_event_mid")
+    line, body = seed_line("calculator", "--stream")
+    cap, error = cell(kernel_shell, line, body)
+    assert error is not None and error.status_code == 500
+    final = cap.outputs[-1]
+    text = final.data["text/plain"]
+    request_id = final.metadata["dashmagic"]["request_id"]
+    # The details live in the trace; the cell's one line names the error and points there.
+    assert cap.stdout.strip() == (f"ServerError: DashScope returned HTTP 500 InternalError; details in the trace "
+                                  f"above (request id {request_id}).")
+    assert cap.stderr == ""
+    service_text = "An internal error has occured"
+    assert (cap.stdout + text).count(service_text) == 1 and final.data["text/html"].count(service_text) == 1
+    ids = set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", cap.stdout + text + final.data["text/html"]))
+    assert ids == {request_id} and error.trace.request_id == request_id
+
+
+def test_an_error_before_anything_is_one_full_line(fake_env, kernel_shell) -> None:
+    fake_env.inject("error_event_first")
+    cap, error = cell(kernel_shell, "--plugins calculator --stream", "x")
+    assert cap.outputs[-1].data == {"text/plain": ""}
+    assert cap.stdout.strip() == f"ApiError: {error}" and "DataInspectionFailed" in cap.stdout
+    assert "details in the trace" not in cap.stdout
+
+
+def test_stop_before_the_first_byte_does_not_claim_a_partial_trace(fake_env, kernel_shell) -> None:
+    fake_env.inject("throttle")  # one retry: the trace gets a note, so it stays on screen
+    fake_env.inject("slow", seconds=3.0)
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    cap, error = cell(kernel_shell, "--plugins calculator --stream --out dm_stopped", "x")
+    timer.cancel()
+    assert isinstance(error, Interrupted) and "before any reply arrived" in str(error)
+    shown = cap.stdout + json.dumps([o.data for o in cap.outputs], ensure_ascii=False)
+    assert "partial trace" not in shown
+    assert kernel_shell.user_ns["dm_stopped"].steps == ()
+
+
+def test_reprs_a_user_reads(shell, monkeypatch) -> None:
+    import pickle
+
+    from dashmagic.trace import Answer, CodeBlock, Usage
+
+    monkeypatch.setenv("DASHMAGIC_MODE", "replay")
+    cap, error = cell(shell, "--plugins code_interpreter --out dm_t", "画一个y=x^2的函数图")
+    trace = shell.user_ns["dm_t"]
+    assert error is None and pickle.loads(pickle.dumps(trace)) == trace  # repr only: equality, pickling kept
+    text = repr(trace)
+    assert text.startswith("Trace(status='complete', model='qwen-plus'") and "\n  steps=[\n" in text
+    assert "mappingproxy" not in text and "Signature" not in text and "OSSAccessKeyId" not in text
+    # Multi-line code reads as a block, one line per line of code.
+    assert "\n    plt.plot(x, y)\n" in repr(trace.code_blocks[0]) and repr(CodeBlock("x = 1")) == "CodeBlock(code='x = 1')"
+    assert repr(Usage(1, 2, 3)) == "Usage(input_tokens=1, output_tokens=2, total_tokens=3)"
+    assert repr(Usage(1, 2, 3, plugins={"calculator": 1})).endswith("plugins={'calculator': 1})")
+    long = repr(Answer("x" * 1_000_000))
+    assert len(long) < 200 and "(+999920 chars)" in long
+    assert Answer("a") == Answer("a") and hash(Usage(1)) == hash(Usage(1))
+
+
+def test_terminal_streams_the_answer_as_it_arrives(fake_env, shell) -> None:
+    fake_env.chunk_chars = 2  # the answer arrives in many small events
+    pieces: list[str] = []
+    from dashmagic import display as display_module
+
+    real = display_module.LiveDisplay.__init__
+
+    def spy(self, **kwargs):  # record each write as it happens, then pass it on to stdout
+        real(self, **kwargs, write=lambda text: (pieces.append(text), print(text, end="")))
+
+    display_module.LiveDisplay.__init__ = spy
+    try:
+        line, body = seed_line("calculator", "--stream")
+        cap, error = cell(shell, line, body)
+    finally:
+        display_module.LiveDisplay.__init__ = real
+    answer = "12345*98765的结果是1219253925。"
+    assert error is None and len(pieces) > 3 and "".join(pieces).strip() == answer  # incrementally, once
+    assert cap.stdout.count(answer) == 1  # the streamed text; the transcript is the one display
+    assert len(cap.outputs) == 1 and answer in cap.outputs[0].data["text/plain"]
+
+
+def test_terminal_figure_says_where_its_bytes_are(fake_env, shell, tmp_path) -> None:
+    line, body = seed_line("code_interpreter_plot", "--out dm_fig")
+    cap, error = cell(shell, line, body)
+    text = cap.outputs[-1].data["text/plain"]
+    assert error is None and "(embedded)" not in text
+    assert re.search(r"\[figure\] fig-001: \d+\.\d kB PNG, kept in dm_fig\.images\[0\]; save with "
+                     r"dm_fig\.images\[0\]\.save\('fig-001\.png'\)", text), text
+    image = shell.user_ns["dm_fig"].images[0]
+    saved = image.save(tmp_path / "fig-001.png")
+    assert saved.read_bytes() == image.data and image.data.startswith(b"\x89PNG")
+    # In a notebook the figure is shown, so its text/plain line stays as it was.
+    shell.kernel = FakeKernel()
+    try:
+        cap, _ = cell(shell, line, body)
+    finally:
+        del shell.kernel
+    assert "(embedded)" in cap.outputs[-1].data["text/plain"]

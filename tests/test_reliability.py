@@ -206,7 +206,7 @@ def _nested(depth: int) -> str:
 
 
 BAD_INPUTS: list[BadInput] = [
-    BadInput("unknown-flag", "unknown flag", "--bogus", "hi", "UsageError", "unrecognized arguments: --bogus"),
+    BadInput("unknown-flag", "unknown flag", "--bogus", "hi", "UsageError", "unknown flag --bogus"),
     BadInput("duplicate-flag", "duplicate flag", "--model qwen-max --model qwen-plus", "hi", "UsageError",
              "--model is given twice"),
     BadInput("empty-cell", "empty cell (IPython's own check)", "", "", "UsageError", "the cell body is empty"),

@@ -20,7 +20,7 @@ from .._urls import display_url
 from .fingerprint import describe, differences, fingerprint_key, loose_key, without_headers
 from .store import DEMO_DIR, Exchange, Figure, Recording, Source, read_recording, source_stamp
 
-__all__ = ["Answers", "MAX_CACHED", "cached_versions", "reset_replays", "shared_answers"]
+__all__ = ["Answers", "MAX_CACHED", "cached_versions", "is_demo", "reset_replays", "shared_answers"]
 
 #: Distinct sets of files whose answers are kept at once (each at its current version only).
 MAX_CACHED = 16
@@ -37,33 +37,56 @@ class _Queue:
         return item
 
 
+def is_demo(source: str) -> bool:
+    """True for a file of the bundled demo (``dashmagic/demo/*.jsonl``)."""
+    try:
+        return Path(source).resolve().parent == DEMO_DIR
+    except (OSError, ValueError):
+        return False
+
+
+#: Tiers tried in order; a request takes the first tier with an answer. The loose tiers ignore
+#: the body's parameters (seed, …), the system message and history: endpoint, service headers
+#: (the plugins), model and the last user message's words only.
+_TIERS = ("exact", "any_framing", "loose_framed", "loose")
+
+
 class Answers:
     """The recorded exchanges and figures of a set of files, matched by fingerprint.
 
     A POST is matched exactly; then ignoring ``stream_headers`` (a recording made with the
-    other framing answers too: the client reads an event stream or one JSON body alike); then,
-    unless ``strict``, by endpoint, service headers, model and last user message.
+    other framing answers too: the client reads an event stream or one JSON body alike); then
+    loosely, by endpoint, service headers, model and the last user message's words (first with
+    the same framing, then any). Loose matching applies to the bundled demo's exchanges always
+    (it exists to answer the documented prompts however they are written: any seed, line or
+    cell magic, streamed or not) and to a user's own recordings only with ``strict=False``: a
+    recording of yours replays what you asked, or says what differs.
     """
 
     def __init__(self, recording: Recording, stream_headers: Collection[str] = ()) -> None:
         self.recording = recording
         self.stream_headers = tuple(name.lower() for name in stream_headers)
         self._lock = threading.Lock()
-        self._exact: dict[str, _Queue] = defaultdict(_Queue)
-        self._any_framing: dict[str, _Queue] = defaultdict(_Queue)
-        self._loose: dict[str, _Queue] = defaultdict(_Queue)
+        # One table per tier for every exchange, and loose ones holding the demo's only.
+        self._all: dict[str, dict[str, _Queue]] = {tier: defaultdict(_Queue) for tier in _TIERS}
+        self._demo: dict[str, dict[str, _Queue]] = {tier: defaultdict(_Queue) for tier in _TIERS[2:]}
         for exchange in recording.exchanges:
-            for table, key in self._keys(exchange.request):
-                table[key].items.append(exchange)
+            demo = is_demo(exchange.source)
+            for tier, key in self._keys(exchange.request):
+                self._all[tier][key].items.append(exchange)
+                if demo and tier in self._demo:
+                    self._demo[tier][key].items.append(exchange)
         self._by_url = {f.url: f for f in recording.figures}
         self._by_bare_url = {display_url(f.url): f for f in recording.figures}
 
-    def _keys(self, fp: Mapping[str, Any]) -> list[tuple[dict[str, _Queue], str]]:
+    def _keys(self, fp: Mapping[str, Any]) -> list[tuple[str, str]]:
         return [
-            (self._exact, fingerprint_key(fp)),
-            (self._any_framing, fingerprint_key(without_headers(fp, self.stream_headers))),
-            (self._loose, loose_key(fp, self.stream_headers)),
+            ("exact", fingerprint_key(fp)),
+            ("any_framing", fingerprint_key(without_headers(fp, self.stream_headers))),
+            ("loose_framed", loose_key(fp)),
+            ("loose", loose_key(fp, self.stream_headers)),
         ]
+
 
     @property
     def exchanges(self) -> tuple[Exchange, ...]:
@@ -72,15 +95,22 @@ class Answers:
     def rewind(self) -> None:
         """Identical requests start again from their first recorded answer."""
         with self._lock:
-            for table in (self._exact, self._any_framing, self._loose):
-                for queue in table.values():
-                    queue.cursor = 0
+            for tables in (self._all, self._demo):
+                for table in tables.values():
+                    for queue in table.values():
+                        queue.cursor = 0
 
     def match(self, fp: Mapping[str, Any], *, strict: bool = True) -> Exchange | None:
-        """The next recorded exchange for a fingerprint, or None."""
-        keys = self._keys(fp)[: 2 if strict else 3]
+        """The next recorded exchange for a fingerprint, or None.
+
+        ``strict``: a user's recordings match exactly (framing aside); the demo's still match
+        loosely. ``strict=False``: every recording matches loosely too.
+        """
+        keys = self._keys(fp)
         with self._lock:
-            for table, key in keys:
+            for tier, key in keys:
+                # strict: the loose tiers look only at the demo's exchanges.
+                table = self._demo[tier] if strict and tier in self._demo else self._all[tier]
                 queue = table.get(key)
                 if queue is not None and queue.items:
                     return queue.next()
@@ -98,7 +128,7 @@ class Answers:
     def miss_message(self, fp: Mapping[str, Any]) -> str:
         names = self.recording.sources
         first = names[0] if len(names) == 1 else "PATH"
-        if first != "PATH" and Path(first).resolve().parent == DEMO_DIR:
+        if first != "PATH" and is_demo(first):
             first = "my-recording.jsonl"  # the bundled demo is package data: never write into it
         return (
             f"No recorded exchange in {self.files_text()} matches this request: "

@@ -318,12 +318,12 @@ def error_parts(trace: Trace) -> tuple[str, str]:
     err = trace.error
     if err is None:
         return "Error", "the request failed"
-    extra = []
-    if err.status_code is not None:
+    extra = []  # only what the message does not already say (ApiError's message names all three)
+    if err.status_code is not None and f"HTTP {err.status_code}" not in err.message:
         extra.append(f"HTTP {err.status_code}")
-    if err.code:
+    if err.code and err.code not in err.message:
         extra.append(f"code {clean(err.code)}")
-    if err.request_id and err.request_id != trace.request_id:
+    if err.request_id and err.request_id != trace.request_id and err.request_id not in err.message:
         extra.append(f"request {clean(err.request_id)}")
     tail = f" ({', '.join(extra)})" if extra else ""
     return clean(err.type), f"{redact(clean(err.message))}{tail}"

@@ -134,7 +134,8 @@ def _render_status(trace: Trace) -> str:
     if trace.status == "partial":
         return '<div class="dm-status">streaming…</div>'
     if trace.status == "interrupted":
-        return '<div class="dm-notice">Interrupted — partial trace kept</div>'
+        what = "partial trace kept" if trace.steps else "before any reply arrived"
+        return f'<div class="dm-notice">Interrupted — {what}</div>'
     if trace.status == "error":
         kind, message = error_parts(trace)
         return (

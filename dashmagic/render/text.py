@@ -30,7 +30,7 @@ def _status_lines(trace: Trace) -> list[str]:
     if trace.status == "partial":
         return ["[streaming…]"]
     if trace.status == "interrupted":
-        return ["[interrupted] partial trace kept"]
+        return ["[interrupted] partial trace kept" if trace.steps else "[interrupted] before any reply arrived"]
     if trace.status == "error":
         return [f"[error] {error_line(trace)}"]
     return []
