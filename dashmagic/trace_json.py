@@ -107,7 +107,10 @@ def _step_out(step: Step) -> dict[str, Any]:
     if isinstance(step, FunctionCall):
         return {"kind": step.kind, "index": step.index, "id": step.id, "name": step.name,
                 "raw": step.arguments_raw, "arguments": thaw(step.arguments), "error": step.arguments_error}
-    return {"kind": step.kind, "where": step.where, "value": thaw(step.value)}
+    if isinstance(step, UnknownPart):
+        return {"kind": step.kind, "where": step.where, "value": thaw(step.value)}
+    # A step kind this format does not carry (e.g. a local run): kept as a readable unknown part.
+    return {"kind": "unknown", "where": f"a {step.kind} step", "value": repr(step)}
 
 
 def _image_out(image: FetchedImage) -> dict[str, Any]:
