@@ -1,6 +1,6 @@
 """Text helpers for server-supplied strings (pure, linear in the input, no third-party imports).
 
-A gateway that fails in front of DashScope answers with an HTML page, not JSON; the error the
+Server text is untrusted. A gateway that fails in front of DashScope answers with an HTML page, not JSON; the error the
 user sees should be that page's title or first words, never the page. Error bodies can be up to
 1 MB of hostile text, so every step here is a single pass: no pattern that pairs a lazy body
 with a closing tag (``<title>(.*?)</title>`` rescans to the end from every unclosed ``<title>``:
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-__all__ = ["error_page_summary"]
+__all__ = ["error_page_summary", "last_user_text"]
 
 _TITLE_OPEN = re.compile(r"<title", re.I)
 _TITLE_CLOSE = re.compile(r"</title\s*>", re.I)
@@ -89,3 +91,19 @@ def _first_words(text: str, limit: int) -> str:
 def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0xA0 else f"⟨U+{code:04X}⟩"
+
+
+def last_user_text(messages: Any) -> str | None:
+    """The text of the last user message of a chat ``messages`` list: its string content, or the
+    ``text`` parts of list-form content joined; None when there is no readable user message."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Iterable):
+        return None
+    for message in reversed(list(messages)):
+        if isinstance(message, Mapping) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, (list, tuple)):
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping)).strip()
+            return None
+    return None

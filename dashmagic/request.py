@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from . import __version__
 from ._constants import DEFAULT_MODEL, DEFAULT_SYSTEM
+from ._text import last_user_text
 from .cell import check_text, normalise_files
 from .errors import ConfigError
 from .trace import EMPTY_MAP, FrozenMap, RequestInfo, freeze, thaw
@@ -42,6 +43,7 @@ __all__ = [
     "build_messages",
     "base_headers",
     "prompt_text",
+    "request_info",
 ]
 
 TEXT_GENERATION_PATH = "/services/aigc/text-generation/generation"
@@ -334,16 +336,22 @@ def build_messages(options: CallOptions) -> list[dict[str, Any]]:
     return messages
 
 
+def request_info(options: CallOptions, *, url: str, protocol: str, messages: Sequence[Mapping[str, Any]]) -> RequestInfo:
+    """What a trace keeps of the request a wire format built (no key, no headers)."""
+    return RequestInfo(
+        model=options.model,
+        plugins=tuple(options.plugins),
+        prompt=options.text,
+        files=options.files,
+        stream=options.stream,
+        url=url,
+        protocol=protocol,
+        user_message=freeze(messages[-1]),
+    )
+
+
 def prompt_text(prompt: str | Sequence[Mapping[str, Any]]) -> str:
-    if isinstance(prompt, str):
-        return prompt
-    for message in reversed(list(prompt)):
-        if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            return " ".join(str(p.get("text", "")) for p in content or () if isinstance(p, Mapping)).strip()
-    return ""
+    return prompt if isinstance(prompt, str) else last_user_text(prompt) or ""
 
 
 # -- today's built-in tools: checked once, before anything is sent ----------------------------------

@@ -37,6 +37,7 @@ from ..request import (
     CallOptions,
     base_headers,
     build_messages,
+    request_info,
 )
 from ..trace import (
     Answer,
@@ -130,15 +131,7 @@ class BuiltinToolsFormat:
         parameters = _parameters(options)
         body = {"model": options.model, "input": {"messages": messages}, "parameters": parameters}
         url = base_url.rstrip("/") + path
-        info = RequestInfo(
-            model=options.model,
-            prompt=options.text,
-            files=options.files,
-            stream=options.stream,
-            url=url,
-            protocol=self.name,
-            user_message=freeze(messages[-1]),
-        )
+        info = request_info(options, url=url, protocol=self.name, messages=messages)
         incremental = bool(options.stream and parameters.get("incremental_output") is True)
         return Call(
             url=url, headers=base_headers(options.stream), body=body, stream=options.stream, info=info,

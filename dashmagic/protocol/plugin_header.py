@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..plugins import read_call, read_result, resolve_plugin
-from ..request import TEXT_GENERATION_PATH, Call, CallOptions, base_headers, build_messages
+from ..request import TEXT_GENERATION_PATH, Call, CallOptions, base_headers, build_messages, request_info
 from ..trace import Answer, PluginCall, PluginResult, RequestInfo, Status, Step, Thought, freeze, thaw
 from .envelope import to_int, to_str
 from .hints import endpoint_hint, first_hint, plugin_hint
@@ -60,16 +60,7 @@ class PluginHeaderFormat:
         if options.plugins:
             headers[HEADER] = plugin_header(options.plugins)
         url = base_url.rstrip("/") + TEXT_GENERATION_PATH
-        info = RequestInfo(
-            model=options.model,
-            plugins=tuple(options.plugins),
-            prompt=options.text,
-            files=options.files,
-            stream=options.stream,
-            url=url,
-            protocol=self.name,
-            user_message=freeze(messages[-1]),
-        )
+        info = request_info(options, url=url, protocol=self.name, messages=messages)
         incremental = bool(options.stream and parameters.get("incremental_output"))
         return Call(url=url, headers=headers, body=body, stream=options.stream, info=info, incremental=incremental)
 

@@ -15,6 +15,8 @@ from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._text import last_user_text
+
 __all__ = [
     "HEADER_PREFIX",
     "VOLATILE_PARAMETERS",
@@ -148,15 +150,9 @@ def prompt_of(body: Any) -> str | None:
     if not isinstance(body, dict):
         return None
     messages = _messages(body)
-    if isinstance(messages, list):
-        for message in reversed(messages):
-            if isinstance(message, dict) and message.get("role") == "user":
-                content = message.get("content")
-                if isinstance(content, str):
-                    return content
-                if isinstance(content, list):
-                    return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict)).strip()
-                return None
+    text = last_user_text(messages) if isinstance(messages, list) else None
+    if text is not None:
+        return text
     inner = body.get("input")
     prompt = inner.get("prompt") if isinstance(inner, dict) else None
     return prompt if isinstance(prompt, str) else None

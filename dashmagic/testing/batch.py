@@ -42,6 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._text import last_user_text
+
 if TYPE_CHECKING:
     from .server import FakeDashScope, _Handler
 
@@ -381,20 +383,9 @@ def _check_line(raw: bytes, seen: set[str]) -> tuple[dict[str, Any] | None, str 
 # -- row answers ------------------------------------------------------------------------------
 
 
-def _last_user_text(messages: list[Any]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ""
-
-
 def _answer_row(line: dict[str, Any]) -> dict[str, Any]:
     body = line["body"]
-    prompt = _last_user_text(body["messages"])
+    prompt = last_user_text(body["messages"]) or ""
     request_id = str(uuid.uuid4())
     row: dict[str, Any] = {"id": f"batch_req_{uuid.uuid4().hex[:24]}", "custom_id": line["custom_id"]}
     if FAIL_MARK in prompt:
