@@ -283,7 +283,7 @@ class ToolLoop:
             if not runs:
                 self.finished = True
                 return
-            if len(self._rounds) >= self.max_rounds:
+            if len(self._rounds) + 1 >= self.max_rounds:
                 self._notes.append(
                     f"Stopped after {self.max_rounds} round(s) (max_rounds): the model still asks for "
                     f"{', '.join(sorted({r.name for r in runs}))}; nothing more was run. Raise max_rounds "
