@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Union
 
@@ -274,7 +274,7 @@ class ToolLoop:
         return self._continue()
 
     # -- rounds --------------------------------------------------------------------------------
-    def _rounds_from(self, call: Any) -> Iterator[Trace]:
+    def _rounds_from(self, call: Any) -> Generator[Trace, None, None]:
         while True:
             final = yield from self._one_round(call)
             if final is None:
@@ -304,13 +304,13 @@ class ToolLoop:
             if call is None:
                 return
 
-    def _continue(self) -> Iterator[Trace]:
+    def _continue(self) -> Generator[Trace, None, None]:
         final = self._last_round_trace()
         call = yield from self._run_tools(final)
         if call is not None:
             yield from self._rounds_from(call)
 
-    def _one_round(self, call: Any) -> Iterator[Trace]:
+    def _one_round(self, call: Any) -> Generator[Trace, None, Trace | None]:
         """One model call's snapshots (combined); returns the final round trace, or None when
         the loop ends here (an error)."""
         last: Trace | None = None
@@ -384,7 +384,7 @@ class ToolLoop:
                         error=f"approval needed: rerun with --approve {run.name} (approve={run.name!r}) or --approve all")
 
     # -- running -------------------------------------------------------------------------------
-    def _run_tools(self, final: Trace) -> Iterator[Trace]:
+    def _run_tools(self, final: Trace) -> Generator[Trace, None, Any]:
         """Run (or replay) every approved call, then build the next round's call; None when the
         loop ends here (approval was needed)."""
         todo = [i for i, r in enumerate(self._runs) if r.approval in ("approved", "automatic") and r.status == "waiting"]
@@ -434,7 +434,7 @@ class ToolLoop:
         status, _approval, error = _recorded_state(content)
         if status == "replayed":
             return _replace(run, status="replayed", result=content, note="result from the recording; nothing was run")
-        return _replace(run, status=status, error=error, note="from the recording; nothing was run")  # type: ignore[arg-type]
+        return _replace(run, status=status, error=error, note="from the recording; nothing was run")
 
     def _recorded_results(self) -> dict[str, str]:
         if self._recorded is None:

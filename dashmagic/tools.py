@@ -249,14 +249,15 @@ def _portable(annotation: Any, depth: int = 0) -> Any:
     if typing.is_typeddict(annotation) and not hasattr(annotation, "__orig_bases__") or (
         typing.is_typeddict(annotation) and type(annotation).__module__ == "typing"
     ):
-        required = getattr(annotation, "__required_keys__", frozenset())
+        required: frozenset[str] = getattr(annotation, "__required_keys__", frozenset())
         fields = {
             key: (typing_extensions.Required if key in required else typing_extensions.NotRequired)[
                 _portable(value, depth + 1)
             ]
             for key, value in typing.get_type_hints(annotation).items()
         }
-        rebuilt = typing_extensions.TypedDict(annotation.__name__, fields)  # type: ignore[operator]
+        make: Any = typing_extensions.TypedDict  # a dynamic name: mypy wants a literal
+        rebuilt = make(annotation.__name__, fields)
         rebuilt.__doc__ = annotation.__doc__
         return rebuilt
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
@@ -281,7 +282,7 @@ def _model_for(name: str, fields: Mapping[str, Any]) -> Any:
     from pydantic import ConfigDict, create_model
 
     try:
-        return create_model(  # type: ignore[call-overload]
+        return create_model(
             f"{name}_arguments", __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False), **fields
         )
     except Exception as exc:  # pydantic refuses a field name (e.g. one starting with _)

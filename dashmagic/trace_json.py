@@ -31,6 +31,7 @@ from .trace import (
     Status,
     Step,
     Thought,
+    ToolRun,
     Trace,
     TraceStatus,
     UnknownPart,
@@ -107,7 +108,11 @@ def _step_out(step: Step) -> dict[str, Any]:
     if isinstance(step, FunctionCall):
         return {"kind": step.kind, "index": step.index, "id": step.id, "name": step.name,
                 "raw": step.arguments_raw, "arguments": thaw(step.arguments), "error": step.arguments_error}
-    return {"kind": step.kind, "where": step.where, "value": thaw(step.value)}
+    if isinstance(step, ToolRun):
+        return {"kind": step.kind, "id": step.call_id, "name": step.name, "raw": step.arguments_raw,
+                "round": step.round, "approval": step.approval, "status": step.status, "result": step.result,
+                "error": step.error, "note": step.note}
+    return {"kind": step.kind, "where": getattr(step, "where", ""), "value": thaw(getattr(step, "value", None))}
 
 
 def _image_out(image: FetchedImage) -> dict[str, Any]:
