@@ -19,6 +19,7 @@ __all__ = [
     "map",
     "to_frame",
     "build_call",
+    "batch",
     "Trace",
     "DashmagicError",
     "ConfigError",
@@ -50,6 +51,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from . import batch
     from .batch_map import to_frame
     from .client import Client, build_call, map, run, stream
     from .errors import *  # noqa: F403
@@ -57,7 +59,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .trace import Trace
 
 
+#: Submodules reached as attributes (``dashmagic.batch.submit``) without importing them up front.
+_SUBMODULES = frozenset({"batch"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return import_module(f".{name}", __name__)  # the import binds it in globals() itself
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'dashmagic' has no attribute {name!r}")

@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from IPython.core import magic_arguments
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
@@ -23,6 +23,22 @@ from traitlets import TraitError
 
 from ._constants import DEFAULT_IMAGE_HOSTS, DEFAULT_MODEL, DEFAULT_SYSTEM, KNOWN_PLUGINS, MODES
 from .errors import DashmagicError
+
+# IPython's magic_arguments is untyped; typed names for its decorators keep the magic checked
+# by mypy --strict (the decorators return the function they wrap, with parser attributes).
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _Decorator(Protocol):
+    def __call__(self, func: _F, /) -> _F: ...
+
+
+_argument = cast("Callable[..., _Decorator]", magic_arguments.argument)
+_magic_arguments = cast("Callable[[], _Decorator]", magic_arguments.magic_arguments)
+_parse_argstring = cast("Callable[[Any, str], Any]", magic_arguments.parse_argstring)
+# IPython types these as returning "_F | Callable[[_F], _F]" (they also take a name); used bare.
+_line_cell_magic = cast("_Decorator", line_cell_magic)
+_line_magic = cast("_Decorator", line_magic)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -102,30 +118,31 @@ class DashScopeMagics(Magics):
 
     # -- the magics -----------------------------------------------------------------------
     @no_var_expand
-    @magic_arguments.magic_arguments()
-    @magic_arguments.argument("--plugins", "-p", help="Comma-separated plugins: " + ", ".join(KNOWN_PLUGINS) + ".")
-    @magic_arguments.argument("--model", "-m", help="Model, e.g. qwen-plus (default from config).")
-    @magic_arguments.argument("--system", help="System message for this cell.")
-    @magic_arguments.argument("--seed", type=int, help="Sampling seed, for repeatable answers.")
-    @magic_arguments.argument("--file", action="append", default=[], metavar="URL", help="A document URL (repeatable), for pdf_extracter.")
-    @magic_arguments.argument("--param", action="append", default=[], metavar="KEY=VALUE", help="Extra model parameter (repeatable); JSON values parse, e.g. temperature=0.2.")
-    @magic_arguments.argument("--stream", dest="stream", action="store_true", default=None, help="Stream the answer live.")
-    @magic_arguments.argument("--no-stream", dest="stream", action="store_false", help="Wait for the whole answer.")
-    @magic_arguments.argument("--out", "-o", metavar="NAME", help="Store the Trace in this variable.")
-    @magic_arguments.argument("--chat", action="store_true", help="Continue this notebook's conversation (see %%dashscope_reset).")
-    @magic_arguments.argument("--dry-run", action="store_true", help="Show the exact request (key masked) and send nothing.")
-    @magic_arguments.argument("--timeout", type=float, metavar="SECONDS", help="Read timeout (streams: longest silence between events).")
-    @magic_arguments.argument("--no-interpolate", action="store_true", help="Send {{ }} literally.")
-    @magic_arguments.argument("--record", metavar="PATH", help="Call the service and append the exchange to PATH.")
-    @magic_arguments.argument("--replay", metavar="PATH", help="Answer from a recording ('demo' = bundled examples); no network.")
+    @_magic_arguments()
+    @_argument("--plugins", "-p", help="Comma-separated plugins: " + ", ".join(KNOWN_PLUGINS) + ".")
+    @_argument("--model", "-m", help="Model, e.g. qwen-plus (default from config).")
+    @_argument("--system", help="System message for this cell.")
+    @_argument("--seed", type=int, help="Sampling seed, for repeatable answers.")
+    @_argument("--file", action="append", default=[], metavar="URL", help="A document URL (repeatable), for pdf_extracter.")
+    @_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="Extra model parameter (repeatable); JSON values parse, e.g. temperature=0.2.")
+    @_argument("--stream", dest="stream", action="store_true", default=None, help="Stream the answer live.")
+    @_argument("--no-stream", dest="stream", action="store_false", help="Wait for the whole answer.")
+    @_argument("--out", "-o", metavar="NAME", help="Store the Trace in this variable.")
+    @_argument("--chat", action="store_true", help="Continue this notebook's conversation (see %%dashscope_reset).")
+    @_argument("--dry-run", action="store_true", help="Show the exact request (key masked) and send nothing.")
+    @_argument("--timeout", type=float, metavar="SECONDS", help="Read timeout (streams: longest silence between events).")
+    @_argument("--no-interpolate", action="store_true", help="Send {{ }} literally.")
+    @_argument("--record", metavar="PATH", help="Call the service and append the exchange to PATH.")
+    @_argument("--replay", metavar="PATH", help="Answer from a recording ('demo' = bundled examples); no network.")
     # -- many prompts: the cell is a template run once per row (see _map_cell) --
-    @magic_arguments.argument("--over", metavar="DATAFRAME", help="Run the cell once per row; {{ row.col }} fills each.")
-    @magic_arguments.argument("--into", metavar="COLUMN[=FIELD]", help="With --over: put the answers (or a JSON field) in this column.")
-    @magic_arguments.argument("--concurrency", type=int, metavar="N", help="With --over: rows in flight at once (default 8).")
+    @_argument("--over", metavar="DATAFRAME", help="Run the cell once per row; {{ row.col }} fills each.")
+    @_argument("--into", metavar="COLUMN[=FIELD]", help="With --over: put the answers (or a JSON field) in this column.")
+    @_argument("--concurrency", type=int, metavar="N", help="With --over: rows in flight at once (default 8).")
     # -- running the answer's code here (see dashmagic.local_run) --
-    @magic_arguments.argument("--run-locally", action="store_true", help="Then run the trace's code in a separate Python process here (never this kernel); replayed in replay mode.")
-    @magic_arguments.argument("--allow-invisible", action="store_true", help="With --run-locally: run code even if it holds bidi/invisible characters.")
+    @_argument("--run-locally", action="store_true", help="Then run the trace's code in a separate Python process here (never this kernel); replayed in replay mode.")
+    @_argument("--allow-invisible", action="store_true", help="With --run-locally: run code even if it holds bidi/invisible characters.")
     # -- today's generation: built-in tools in the body (the seed's --plugins is the older one) --
+<<<<<<< HEAD
     @magic_arguments.argument("--thinking", dest="thinking", action="store_true", default=None, help="Show the model's reasoning (enable_thinking); default model qwen3-max.")
     @magic_arguments.argument("--no-thinking", dest="thinking", action="store_false", help="Ask the model not to think.")
     @magic_arguments.argument("--thinking-budget", type=int, metavar="N", help="At most N reasoning tokens (implies --thinking).")
@@ -143,6 +160,22 @@ class DashScopeMagics(Magics):
     @magic_arguments.argument("--endpoint", choices=("text", "multimodal"), help="Override the endpoint (default: multimodal for Qwen 3.5/3.6/3.7).")
     @magic_arguments.argument("prompt", nargs="*", help="(line magic) the prompt.")
     @line_cell_magic
+=======
+    @_argument("--thinking", dest="thinking", action="store_true", default=None, help="Show the model's reasoning (enable_thinking); default model qwen3-max.")
+    @_argument("--no-thinking", dest="thinking", action="store_false", help="Ask the model not to think.")
+    @_argument("--thinking-budget", type=int, metavar="N", help="At most N reasoning tokens (implies --thinking).")
+    @_argument("--code-interpreter", action="store_true", help="The built-in code interpreter (needs thinking and streaming); default model qwen3-max.")
+    @_argument("--search", action="store_true", help="Web search (enable_search).")
+    @_argument("--search-strategy", choices=("turbo", "max", "agent", "agent_max"), help="Search strategy (implies --search).")
+    @_argument("--forced-search", action="store_true", help="Always search (implies --search).")
+    @_argument("--sources", action="store_true", help="Show the search sources (implies --search).")
+    @_argument("--citations", action="store_true", help="Inline [1] citation markers linked to the sources (implies --sources).")
+    @_argument("--freshness", type=int, choices=(7, 30, 180, 365), help="Search only pages from the last N days (implies --search).")
+    @_argument("--tools", metavar="NAMES", help="Comma-separated variables holding JSON function-tool specs (or lists of them).")
+    @_argument("--endpoint", choices=("text", "multimodal"), help="Override the endpoint (default: multimodal for Qwen 3.5/3.6/3.7).")
+    @_argument("prompt", nargs="*", help="(line magic) the prompt.")
+    @_line_cell_magic
+>>>>>>> main
     def dashscope(self, line: str, cell: str | None = None) -> None:
         """Ask a DashScope model, with plugins or today's built-in tools, and show the trace.
 
@@ -183,7 +216,7 @@ class DashScopeMagics(Magics):
 
         args = _parse_line(self.dashscope, line)
         plan = plan_cell(
-            args, cell, self._defaults(), self.shell.user_ns, history=self._chat, in_kernel=_in_kernel(self.shell)
+            args, cell, self._defaults(), self._user_ns, history=self._chat, in_kernel=_in_kernel(self.shell)
         )
         _warn_unknown(plan.unknown_plugins)
         if plan.batch is not None:
@@ -198,24 +231,24 @@ class DashScopeMagics(Magics):
         self.last_trace = trace
         self._show_controls(trace, client)
         if plan.out:
-            self.shell.user_ns[plan.out] = trace
+            self._user_ns[plan.out] = trace
         if error is not None:
             raise self._one_line(error, trace, shown=self.last_display.kept, typed=bool(typed))
         if plan.chat and trace.done:  # a loop waiting for approval adds its turn when it ends
             self._chat.extend(trace.turn())
         return None
 
-    @line_magic
+    @_line_magic
     def dashscope_reset(self, line: str = "") -> None:
         """Forget the ``--chat`` conversation of this notebook."""
         turns = sum(1 for m in self._chat if m.get("role") == "user")
         self._chat.clear()
         print(f"dashmagic: chat history cleared ({turns} turn{'s' if turns != 1 else ''} forgotten).")
 
-    @magic_arguments.magic_arguments()
-    @magic_arguments.argument("n", nargs="?", type=int, help="Only the Nth code block (1 = the first).")
-    @magic_arguments.argument("--from", dest="source", metavar="NAME", help="A trace stored with --out NAME, not the last one.")
-    @line_magic
+    @_magic_arguments()
+    @_argument("n", nargs="?", type=int, help="Only the Nth code block (1 = the first).")
+    @_argument("--from", dest="source", metavar="NAME", help="A trace stored with --out NAME, not the last one.")
+    @_line_magic
     def dashscope_code(self, line: str = "") -> None:
         """Put the model's code into the next cell, to read and run yourself (it is never run here).
 
@@ -230,7 +263,7 @@ class DashScopeMagics(Magics):
         Bidi and other invisible characters are kept exactly, and named (with their line and
         column) in a warning first: such code may not run the way it reads.
         """
-        args = magic_arguments.parse_argstring(self.dashscope_code, line)
+        args = _parse_argstring(self.dashscope_code, line)
         trace = self._code_source(args.source)
         if trace is None:
             print("dashmagic: no trace yet: run a %%dashscope cell first, or name a stored one with --from NAME.")
@@ -295,7 +328,7 @@ class DashScopeMagics(Magics):
 
         box = trace_controls(trace, self.shell, run_locally=run)
         if box is not None:
-            from IPython.display import display
+            display = _display()
 
             self.last_controls = box
             display(box)
@@ -307,6 +340,14 @@ class DashScopeMagics(Magics):
         # started by a Jupyter server (JPY_SESSION_NAME) nor by VS Code (__vsc_ipynb_file__).
         frontend = bool(os.environ.get("JPY_SESSION_NAME")) or "__vsc_ipynb_file__" in getattr(self.shell, "user_ns", {})
         return self._live() and frontend
+
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        shell = self.shell
+        if shell is None:  # pragma: no cover - IPython always builds magics with a shell
+            raise RuntimeError("DashScopeMagics needs an IPython shell")
+        namespace: dict[str, Any] = shell.user_ns
+        return namespace
 
     # -- adapter pieces -------------------------------------------------------------------------
     def _defaults(self) -> dict[str, Any]:
@@ -406,22 +447,22 @@ class DashScopeMagics(Magics):
 
     def _map_cell(self, plan: Any) -> None:
         """``--over df``: one call per row, a progress display, then a summary table (not N traces)."""
-        from IPython.display import display
+        display = _display()
 
         from .batch_map import parse_json_answer
         from .client import Client
         from .progress import BatchSummary
 
         batch = plan.batch
-        rows = self.shell.user_ns[batch.over]
+        rows = self._user_ns[batch.over]
         with Client(**plan.client) as client:
             client.key_prompt = self._prompt_for_key if _can_prompt(self.shell) else None
             traces = client.map(
-                template=plan.prompt, rows=rows, namespace=self.shell.user_ns, concurrency=batch.concurrency,
+                template=plan.prompt, rows=rows, namespace=self._user_ns, concurrency=batch.concurrency,
                 record=batch.record, live=self._live(), update_interval=self.update_interval, **plan.call,
             )
         if plan.out:
-            self.shell.user_ns[plan.out] = traces
+            self._user_ns[plan.out] = traces
         if batch.into is not None:
             field = batch.into_field
             values = [t.answer if field is None else _field(parse_json_answer(t.answer), field) for t in traces]
@@ -434,7 +475,7 @@ class DashScopeMagics(Magics):
         return _in_kernel(self.shell) and os.environ.get("DASHMAGIC_LIVE", "1").strip().lower() not in ("0", "false", "no")
 
     def _show_dry_run(self, call: Call, client: Any) -> None:
-        from IPython.display import display
+        display = _display()
 
         from .render.request import render_call
 
@@ -509,6 +550,14 @@ def _tidy_help(magic: Any) -> None:
 
 
 _tidy_help(DashScopeMagics.dashscope)
+
+
+def _display() -> Callable[..., Any]:
+    """IPython's ``display`` (untyped upstream), imported when something is shown."""
+    from IPython.display import display
+
+    shown: Callable[..., Any] = display
+    return shown
 
 
 def _warn_unknown(unknown: tuple[str, ...]) -> None:

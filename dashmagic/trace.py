@@ -74,7 +74,10 @@ class FrozenMap(Mapping[str, Any]):
         return len(self._data)
 
     def __repr__(self) -> str:
-        return repr(self._data)
+        try:
+            return repr(self._data)
+        except RecursionError:
+            return "{…nested too deeply to show…}"
 
     def __hash__(self) -> int:
         if self._hash is None:
@@ -163,6 +166,7 @@ _TEXT_LIMIT = 80
 _ITEMS_LIMIT = 3
 _CODE_LINES = 12
 _STEPS_LIMIT = 20
+_DEPTH_LIMIT = 4
 
 
 def _cut(text: str, limit: int = _TEXT_LIMIT) -> str:
@@ -171,20 +175,25 @@ def _cut(text: str, limit: int = _TEXT_LIMIT) -> str:
     return f"{text[:limit]!r}…(+{len(text) - limit} chars)"
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, depth: int = 0) -> str:
     if isinstance(value, str):
         return _cut(value)
+    if depth >= _DEPTH_LIMIT and isinstance(value, (tuple, Mapping)):
+        return "(…)" if isinstance(value, tuple) else "{…}"  # a reply may nest thousands deep
     if isinstance(value, tuple) and len(value) > _ITEMS_LIMIT:
-        shown = ", ".join(_shown(v) for v in value[:_ITEMS_LIMIT])
+        shown = ", ".join(_shown(v, depth + 1) for v in value[:_ITEMS_LIMIT])
         return f"({shown}, …(+{len(value) - _ITEMS_LIMIT} more))"
     if isinstance(value, tuple):
-        return "(" + ", ".join(_shown(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        return "(" + ", ".join(_shown(v, depth + 1) for v in value) + ("," if len(value) == 1 else "") + ")"
     if isinstance(value, Mapping):
         items = list(value.items())
-        inner = ", ".join(f"{k!r}: {_shown(v)}" for k, v in items[:_ITEMS_LIMIT])
+        inner = ", ".join(f"{k!r}: {_shown(v, depth + 1)}" for k, v in items[:_ITEMS_LIMIT])
         more = f", …(+{len(items) - _ITEMS_LIMIT} more)" if len(items) > _ITEMS_LIMIT else ""
         return "{" + inner + more + "}"
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"<{type(value).__name__}, nested too deeply to show>"
     return text if len(text) <= 4 * _TEXT_LIMIT else text[: 4 * _TEXT_LIMIT] + f"…(+{len(text) - 4 * _TEXT_LIMIT} chars)"
 
 

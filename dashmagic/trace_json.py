@@ -112,7 +112,10 @@ def _step_out(step: Step) -> dict[str, Any]:
         return {"kind": step.kind, "id": step.call_id, "name": step.name, "raw": step.arguments_raw,
                 "round": step.round, "approval": step.approval, "status": step.status, "result": step.result,
                 "error": step.error, "note": step.note}
-    return {"kind": step.kind, "where": getattr(step, "where", ""), "value": thaw(getattr(step, "value", None))}
+    if isinstance(step, UnknownPart):
+        return {"kind": step.kind, "where": step.where, "value": thaw(step.value)}
+    # A step kind this format does not carry (e.g. a local run): kept as a readable unknown part.
+    return {"kind": "unknown", "where": f"a {step.kind} step", "value": repr(step)}
 
 
 def _image_out(image: FetchedImage) -> dict[str, Any]:

@@ -205,3 +205,141 @@ def screenshot(
             return screenshot(html, path, own, width)
     with viewer(browser, width) as v:
         return v.screenshot(html, path)
+
+
+# -- the frontends a saved notebook is read in ---------------------------------------------------
+# JupyterLab's own CSS as nbconvert's ``lab`` template ships it (index.css is JupyterLab's
+# compiled application stylesheet, theme-*.css its theme variables): the rules that
+# right-align table cells and paint ``<code>`` are JupyterLab's real ones, not a copy.
+
+_OUTPUT_DIV = (
+    '<div class="jp-Cell jp-CodeCell jp-Notebook-cell"><div class="jp-Cell-outputWrapper">'
+    '<div class="jp-OutputArea jp-Cell-outputArea"><div class="jp-OutputArea-child">'
+    '<div class="jp-OutputPrompt jp-OutputArea-prompt"></div>'
+    '<div class="jp-RenderedHTMLCommon jp-RenderedHTML jp-OutputArea-output" '
+    'data-mime-type="text/html">{html}</div></div></div></div></div>'
+)
+_DROPPED_ELEMENTS = {"style", "script"}
+_VOID_TAGS = {"br", "hr", "img", "wbr", "col", "area", "input", "meta", "link", "source", "embed"}
+
+
+def lab_static() -> Path | None:
+    """nbconvert's ``lab`` template static folder (JupyterLab's CSS), if nbconvert is there."""
+    import sys
+
+    candidates = [Path(sys.prefix) / "share" / "jupyter" / "nbconvert" / "templates" / "lab" / "static"]
+    try:
+        from jupyter_core.paths import jupyter_path
+
+        candidates += [Path(p) / "lab" / "static" for p in jupyter_path("nbconvert", "templates")]
+    except ImportError:
+        pass
+    return next((p for p in candidates if (p / "index.css").is_file()), None)
+
+
+def lab_css(theme: Theme = "light") -> str:
+    static = lab_static()
+    if static is None:
+        raise FileNotFoundError("nbconvert's lab template (JupyterLab's CSS) is not installed")
+    return (static / f"theme-{theme}.css").read_text("utf-8") + "\n" + (static / "index.css").read_text("utf-8")
+
+
+def jupyterlab_page(output_html: str, theme: Theme = "light", trusted: bool = True) -> str:
+    """``output_html`` as JupyterLab shows a ``text/html`` output, with JupyterLab's CSS.
+
+    Untrusted, the output first goes through :func:`jupyterlab_sanitize`, as JupyterLab's
+    sanitizer does for a notebook that was opened fresh or came from someone else.
+    """
+    html = output_html if trusted else jupyterlab_sanitize(output_html)
+    light = "true" if theme == "light" else "false"
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>JupyterLab output</title>'
+        f"<style>{lab_css(theme)}\nbody{{margin:0;padding:12px;background:var(--jp-layout-color0)}}"
+        f'</style></head><body class="jp-Notebook" data-jp-theme-light="{light}">'
+        f"{_OUTPUT_DIV.format(html=html)}</body></html>\n"
+    )
+
+
+def nbconvert_page(bundle: dict[str, str], theme: Theme = "light") -> str:
+    """A one-cell notebook holding ``bundle`` as a display_data output, through nbconvert's
+    HTML exporter (the ``lab`` template, as ``jupyter nbconvert --to html`` writes it)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("%%dashscope\n…", execution_count=1)
+    cell.outputs = [nbformat.v4.new_output("display_data", data=dict(bundle))]
+    nb.cells = [cell]
+    exporter = HTMLExporter(template_name="lab", theme=theme)
+    body, _ = exporter.from_notebook_node(nb)
+    return body
+
+
+class _Refilter:
+    """Re-serialise HTML keeping what a sanitizer keeps (stdlib html.parser)."""
+
+    def __init__(self, drop_attrs: frozenset[str]) -> None:
+        from html.parser import HTMLParser
+
+        self.out: list[str] = []
+        self.skip = 0
+        self.drop_attrs = drop_attrs
+        refilter = self
+
+        class _P(HTMLParser):
+            def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+                refilter.start(tag, attrs)
+
+            def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+                refilter.start(tag, attrs)
+                if tag not in _VOID_TAGS:
+                    refilter.end(tag)
+
+            def handle_endtag(self, tag: str) -> None:
+                refilter.end(tag)
+
+            def handle_data(self, data: str) -> None:
+                if not refilter.skip:
+                    import html as _h
+
+                    refilter.out.append(_h.escape(data, quote=False))
+
+        self.parser = _P(convert_charrefs=True)
+
+    def start(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        import html as _h
+
+        if tag in _DROPPED_ELEMENTS:
+            self.skip += 1
+            return
+        if self.skip:
+            return
+        kept = [
+            f' {name}="{_h.escape(value or "", quote=True)}"' if value is not None else f" {name}"
+            for name, value in attrs
+            if name not in self.drop_attrs and not name.startswith("on")
+        ]
+        self.out.append(f"<{tag}{''.join(kept)}>")
+
+    def end(self, tag: str) -> None:
+        if tag in _DROPPED_ELEMENTS:
+            self.skip = max(0, self.skip - 1)
+        elif not self.skip and tag not in _VOID_TAGS:
+            self.out.append(f"</{tag}>")
+
+    def run(self, markup: str) -> str:
+        self.parser.feed(markup)
+        self.parser.close()
+        return "".join(self.out)
+
+
+def jupyterlab_sanitize(markup: str) -> str:
+    """What JupyterLab's sanitizer leaves of an untrusted output, for dashmagic's markup:
+    ``<style>`` (and scripts, handlers) go; classes, ``open`` and ``text-align`` styles stay."""
+    return _Refilter(frozenset()).run(markup)
+
+
+def github_filter(markup: str) -> str:
+    """HTML as GitHub's notebook viewer filters it: no ``<style>``, no ``style``, ``id`` or
+    ``class`` attributes (classes are dropped wholesale here: the strictest reading)."""
+    return _Refilter(frozenset({"style", "id", "class"})).run(markup)

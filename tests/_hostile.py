@@ -194,7 +194,7 @@ _FORBIDDEN_TAGS = {
 _VOID = {"br", "hr", "img", "wbr", "col", "area", "input", "meta", "link", "source", "embed"}
 _DATA_IMG = re.compile(r"^data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+={0,2}$")
 _SCHEME_JUNK = re.compile(r"[\s\x00-\x1f\x7f]+")
-_ALIGN_STYLE = re.compile(r"^text-align:(left|right|center)$")
+_ALIGN_STYLE = re.compile(r"^text-align:(left|right|center|justify)$")
 
 
 class _Checker(HTMLParser):

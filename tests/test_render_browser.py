@@ -61,7 +61,7 @@ def test_hostile_trace_is_inert_in_chromium(browser) -> None:
     with open_page(browser, page_html) as (page, log):
         root = page.locator(".dashmagic-trace")
         assert root.count() == 1 and root.is_visible()
-        assert page.locator("details.dm-step[open]").count() > 10
+        assert page.locator("details.dm-step").count() > 10  # done steps are emitted folded
         widths = page.eval_on_selector_all(".dm-figure img", "imgs => imgs.map(i => i.naturalWidth)")
         assert widths == [48]
         assert page.evaluate("() => window.__pwned") is None

@@ -241,7 +241,7 @@ def test_parallel_function_calls_and_the_ask_line() -> None:
         '<span class="dm-badge dm-info">requested</span>'
     ) in out
     assert "<pre>{\n  &quot;location&quot;: &quot;浙江省杭州市&quot;\n}</pre>" in out
-    assert '<span class="dm-k">id</span><span class="dm-v">call_cec4c19d27624537b583af</span>' in out
+    assert '<dt class="dm-k">id</dt><dd class="dm-v">call_cec4c19d27624537b583af</dd>' in out
     ask = 'the model asks to call get_current_weather(location=&quot;浙江省杭州市&quot;), get_current_time()'
     assert out.count('<div class="dm-asks">') == 1
     assert out.index(f'<div class="dm-asks">{ask}</div>') > out.rindex("get_current_time</span>")

@@ -77,9 +77,9 @@ def test_calculator() -> None:
     assert '<div class="dm-calc"><code>12345 * 98765</code> = <strong>1219253925</strong></div>' in out
     assert '<span class="dm-plugin">calculator</span> <span class="dm-args">12345 * 98765</span>' in out
     assert '<span class="dm-badge dm-ok">✓ 200 Success</span>' in out
-    assert '<details class="dm-step" open>' in out
+    assert '<details class="dm-step">' in out  # done: emitted folded (test_render_frontends)
     assert "calculator×1" in out
-    assert '<div class="dm-thought"><span class="dm-label">Thought</span> 我应该使用计算器API来进行数学计算。</div>' in out
+    assert '<div class="dm-thought"><span class="dm-label">Thought:</span> 我应该使用计算器API来进行数学计算。</div>' in out
     assert '<div class="dm-answer"><p>12345*98765的结果是1219253925。</p></div>' in out
 
 
@@ -89,11 +89,11 @@ def test_hotel_table_and_markdown_answer_table() -> None:
     table = out.split('<table class="dm-hotels">', 1)[1].split("</table>", 1)[0]
     assert table.count("<tr>") == 4  # header + 3 hotels
     for name in ("三亚山海天大酒店,傲途格精选", "三亚艾迪逊酒店", "三亚喜来登度假酒店"):
-        assert f"<tr><td>{name}</td>" in table
-    assert '<div class="dm-query">checkIn=2023-11-21&amp;checkOut=2023-11-22&amp;shid=53131055' in table
-    assert "<a " not in table  # the booking query string is text, not a link
+        assert f'<tr><td align="justify" style="text-align:justify">{name}</td>' in table
+    assert "checkIn=" not in table and "shid=" not in table  # dates and price, not plumbing
+    assert "<a " not in table  # the booking query string is not a link
     answer = out.split('<div class="dm-answer">', 1)[1]
-    assert "<table>" in answer and "<th>名称</th>" in answer and answer.count("<tr>") == 4
+    assert "<table>" in answer and '<th align="left" style="text-align:left">名称</th>' in answer and answer.count("<tr>") == 4
 
 
 def test_code_highlighted_with_output() -> None:
@@ -122,9 +122,9 @@ def test_ocr_link_and_text() -> None:
 def test_text_to_image_prompt_size_and_figure() -> None:
     out = render_html(seed_trace("text_to_image"))
     assert '<span class="dm-args">black cat (512×512)</span>' in out
-    assert '<span class="dm-k">prompt</span><span class="dm-v">black cat</span>' in out
-    assert '<span class="dm-k">size</span><span class="dm-v">512×512</span>' in out
-    assert '<span class="dm-k">oss_signed_url</span>' in out
+    assert '<dt class="dm-k">prompt</dt><dd class="dm-v">black cat</dd>' in out
+    assert '<dt class="dm-k">size</dt><dd class="dm-v">512×512</dd>' in out
+    assert '<dt class="dm-k">oss_signed_url</dt>' in out
     assert f'href="{T2I_URL.split("?")[0]}"' in out
 
 

@@ -59,8 +59,8 @@ def test_text_to_image_prompt_and_size() -> None:
 def test_hotels_listed_with_display_name() -> None:
     text = render_text(seed_trace("hotel"))
     assert "[plugin call] haozhu_recommend_hotel (酒店推荐插件): 三亚" in text
-    assert "    3 hotels\n    - 三亚山海天大酒店,傲途格精选: 位于三亚市" in text
-    assert "    - 三亚艾迪逊酒店: " in text and "    - 三亚喜来登度假酒店: " in text
+    assert "    3 hotels, stay 2023-11-21 → 2023-11-22 (1 night)\n    - 三亚山海天大酒店,傲途格精选: 位于三亚市" in text
+    assert "    - 三亚艾迪逊酒店 (from ¥2498): " in text and "    - 三亚喜来登度假酒店 (from ¥925): " in text
     assert "| 名称 | 地址 | 特色 |" in text  # the answer's Markdown is kept as text
 
 

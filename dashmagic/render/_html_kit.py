@@ -75,11 +75,9 @@ def badge(kind: str, text: str) -> str:
 
 
 def kv(rows: list[tuple[str, str]]) -> str:
-    """Key/value rows; values are already-escaped HTML."""
-    cells = "".join(
-        f'<span class="dm-k">{esc(k)}</span><span class="dm-v">{v}</span>' for k, v in rows
-    )
-    return f'<div class="dm-kv">{cells}</div>' if rows else ""
+    """Key/value rows as a ``<dl>`` (reads as pairs unstyled); values are already-escaped HTML."""
+    cells = "".join(f'<dt class="dm-k">{esc(k)}</dt><dd class="dm-v">{v}</dd>' for k, v in rows)
+    return f'<dl class="dm-kv">{cells}</dl>' if rows else ""
 
 
 def warning(text: str) -> str:

@@ -1,12 +1,21 @@
-"""The one scoped stylesheet of the HTML trace.
+"""The one scoped stylesheet of the HTML trace: small, and an enhancement, never the structure.
 
 Every selector starts with ``.dashmagic-trace``. Colours come from JupyterLab's theme variables
-(so light and dark themes both work) with fallbacks for other frontends; tints are
-semi-transparent so they read on any background. In an *untrusted* JupyterLab output the
-sanitizer drops the ``<style>`` element entirely: the trace then falls back to plain
-``details``/``table``/``pre`` styling, which stays readable in both themes. That is also why code
-tokens use Pygments *classes* (coloured here via ``--jp-mirror-editor-*``) rather than inline
-colours: fixed inline colours would survive the sanitizer but be unreadable in one of the themes.
+(so light and dark themes both work) with short fallbacks for other frontends; tints are
+semi-transparent so they read on any background. The stylesheet rides in every output (a
+``<style>`` emitted once per session would be gone from a saved notebook whose first trace was
+cleared or re-run), so it is kept to a few kilobytes.
+
+Where it is stripped (an *untrusted* JupyterLab output, GitHub's viewer) the markup carries the
+meaning by itself: labels are text, steps are ``details``/``summary``, key/value pairs a ``dl``,
+code ``pre``/``code``, and table cells their alignment as an inline ``text-align`` (the one inline
+style, kept by JupyterLab's sanitizer, where JupyterLab's own
+``:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td{text-align:right}`` would otherwise win).
+
+``.dashmagic-trace.dashmagic-trace`` (the root class twice) gives a rule the weight to beat
+JupyterLab's two-class rules for cells and code without ``!important``. Code tokens use
+Pygments *classes* (coloured via ``--jp-mirror-editor-*``): inline colours would survive the
+sanitizer but be unreadable in one of the themes.
 """
 
 from __future__ import annotations
@@ -14,79 +23,58 @@ from __future__ import annotations
 __all__ = ["CSS"]
 
 _R = ".dashmagic-trace"
-_MUTED = "var(--jp-ui-font-color2,#808080)"
-_BORDER = "var(--jp-border-color2,rgba(127,127,127,.35))"
-_MONO = (
-    "var(--jp-code-font-family,ui-monospace,SFMono-Regular,Menlo,Consolas,"
-    "'DejaVu Sans Mono',monospace)"
-)
+# Each theme value (with its fallback) is named once on the root and used by a short name:
+# the stylesheet rides in every output, so repeating the long forms cost kilobytes.
+_VARS = {
+    "--dm-m": "var(--jp-ui-font-color2,#808080)",
+    "--dm-b": "var(--jp-border-color2,rgba(127,127,127,.35))",
+    "--dm-t": "rgba(127,127,127,.1)",
+    "--dm-f": "var(--jp-code-font-family,monospace)",
+    "--dm-s": "var(--jp-code-font-size,13px)",
+}
+_MUTED, _BORDER, _TINT, _MONO, _CODE_SIZE = (f"var({name})" for name in _VARS)
+_CLIP = "overflow:hidden;text-overflow:ellipsis;white-space:nowrap"
 
 _RULES: tuple[tuple[str, str], ...] = (
     (
         "",
-        "font-family:var(--jp-content-font-family,system-ui,-apple-system,'Segoe UI',Helvetica,"
-        "Arial,sans-serif);font-size:var(--jp-content-font-size1,14px);line-height:1.5;"
-        "color:var(--jp-content-font-color1,inherit);max-width:980px;margin:2px 0",
+        "font-family:var(--jp-content-font-family,system-ui,sans-serif);"
+        "font-size:var(--jp-content-font-size1,14px);line-height:1.5;"
+        "color:var(--jp-content-font-color1,inherit);max-width:980px;margin:2px 0;"
+        + ";".join(f"{name}:{value}" for name, value in _VARS.items()),
     ),
-    (" *", "box-sizing:border-box"),
-    (" a", "color:var(--jp-content-link-color,#2f74d0);text-decoration:none"),
-    (" a:hover", "text-decoration:underline"),
-    (" .dm-muted", f"color:{_MUTED}"),
+    (" a", "color:var(--jp-content-link-color,#2f74d0)"),
+    (" .dm-muted,.dashmagic-trace .dm-thought,.dashmagic-trace .dm-k,.dashmagic-trace .dm-note,"
+     ".dashmagic-trace .dm-status,.dashmagic-trace .dm-section,.dashmagic-trace .dm-caption",
+     f"color:{_MUTED}"),
     (" .dm-mono", f"font-family:{_MONO};font-size:.92em"),
-    (
-        " .dm-thought",
-        f"color:{_MUTED};font-size:.88em;margin:3px 0;white-space:pre-wrap;overflow-wrap:anywhere",
-    ),
-    (" .dm-label", "font-style:italic;margin-right:.2em"),
-    (
-        " details.dm-step",
-        f"border:1px solid {_BORDER};border-radius:6px;margin:6px 0;overflow:hidden;"
-        "background:var(--jp-layout-color1,transparent)",
-    ),
+    (" .dm-thought", "font-size:.88em;margin:3px 0;white-space:pre-wrap;overflow-wrap:anywhere"),
+    (" .dm-label", "font-style:italic"),
+    (" details.dm-step", f"border:1px solid {_BORDER};border-radius:6px;margin:6px 0;overflow:hidden"),
     (
         " details.dm-step>summary",
-        "cursor:pointer;padding:4px 10px;background:rgba(127,127,127,.08);font-size:.92em;"
-        "line-height:1.7;display:flex;align-items:center;gap:.5em;list-style:none;min-width:0",
+        f"cursor:pointer;padding:4px 10px;background:{_TINT};font-size:.92em;display:flex;"
+        "align-items:center;gap:.5em;min-width:0",
     ),
-    (" details.dm-step>summary::-webkit-details-marker", "display:none"),
-    (
-        " details.dm-step>summary::before",
-        f"content:'\\25B8';color:{_MUTED};flex:none;width:.8em;font-size:.9em",
-    ),
-    (" details.dm-step[open]>summary::before", "content:'\\25BE'"),
-    (" details.dm-step>summary:hover", "background:rgba(127,127,127,.14)"),
+    # A flex <summary> loses its marker: draw it (▸ folded, ▾ open).
+    (" summary::before", f"content:'\\25B8';color:{_MUTED}"),
+    (" details[open]>summary::before", "content:'\\25BE'"),
     (" details.dm-step[open]>summary", f"border-bottom:1px solid {_BORDER}"),
     (" details.dm-step[open]>summary:last-child", "border-bottom:0"),
-    (
-        " .dm-plugin",
-        f"font-family:{_MONO};font-weight:600;font-size:.95em;flex:0 0 auto;max-width:35%;"
-        "overflow:hidden;text-overflow:ellipsis;white-space:nowrap",
-    ),
-    (
-        " .dm-display",
-        f"color:{_MUTED};flex:0 1 auto;max-width:25%;overflow:hidden;text-overflow:ellipsis;"
-        "white-space:nowrap",
-    ),
-    (
-        " .dm-args",
-        f"color:{_MUTED};flex:1 1 auto;min-width:0;overflow:hidden;text-overflow:ellipsis;"
-        "white-space:nowrap",
-    ),
-    (
-        " summary .dm-badge",
-        "flex:0 0 auto;margin-left:auto;max-width:35%;overflow:hidden;text-overflow:ellipsis",
-    ),
+    (" summary>span", _CLIP),
+    (" .dm-plugin", f"font-family:{_MONO};font-weight:600;flex:none;max-width:35%"),
+    (" .dm-display", f"color:{_MUTED};max-width:25%"),
+    (" .dm-args", f"color:{_MUTED};flex:1;min-width:0"),
+    (" summary .dm-badge", "flex:none;margin-left:auto;max-width:35%"),
     (
         " .dm-badge",
-        "display:inline-block;padding:0 .6em;border-radius:999px;font-size:.8em;font-weight:600;"
-        "line-height:1.6;white-space:nowrap;border:1px solid transparent;vertical-align:baseline",
+        "padding:0 .6em;border-radius:9em;font-size:.8em;font-weight:600;white-space:nowrap;"
+        "border:1px solid rgba(127,127,127,.35)",
     ),
     (" .dm-ok", "background:rgba(76,175,80,.16);border-color:rgba(76,175,80,.45)"),
     (" .dm-fail", "background:rgba(244,67,54,.16);border-color:rgba(244,67,54,.5)"),
     (" .dm-warn", "background:rgba(255,152,0,.16);border-color:rgba(255,152,0,.5)"),
-    (" .dm-running,.dashmagic-trace .dm-missing,.dashmagic-trace .dm-info",
-     "background:rgba(127,127,127,.12);"
-     f"border-color:rgba(127,127,127,.35);color:{_MUTED}"),
+    (" .dm-running,.dashmagic-trace .dm-missing,.dashmagic-trace .dm-info", f"background:{_TINT};color:{_MUTED}"),
     (" .dm-body", "padding:6px 10px 8px"),
     # Today's generation: thinking, the built-in code interpreter, web search, function calls.
     (" details.dm-reasoning", "border-style:dashed"),
@@ -108,33 +96,27 @@ _RULES: tuple[tuple[str, str], ...] = (
         "background:rgba(47,116,208,.08);border-radius:0 4px 4px 0;font-size:.92em;"
         f"font-family:{_MONO};overflow-wrap:anywhere",
     ),
-    (" .dm-body>:first-child", "margin-top:0"),
-    (" .dm-body>:last-child", "margin-bottom:0"),
-    (
-        " .dm-section",
-        f"font-size:.75em;text-transform:uppercase;letter-spacing:.04em;color:{_MUTED};"
-        "margin:8px 0 2px",
-    ),
+    (" .dm-section", "font-size:.75em;text-transform:uppercase;margin:8px 0 2px"),
+    # JupyterLab paints every <code> (var(--jp-layout-color0)) and zeroes <pre>'s padding:
+    # inside our tinted <pre> that drew a band behind each line (nbconvert, both themes).
     (
         " pre",
-        f"margin:4px 0;padding:6px 9px;border-radius:4px;background:rgba(127,127,127,.1);"
-        f"font-family:{_MONO};font-size:var(--jp-code-font-size,13px);line-height:1.45;"
-        "color:inherit;white-space:pre-wrap;overflow-wrap:anywhere;border:0",
+        f"margin:4px 0;padding:6px 9px;border-radius:4px;background:{_TINT};"
+        f"font-family:{_MONO};font-size:{_CODE_SIZE};line-height:1.45;color:inherit;"
+        "white-space:pre-wrap;overflow-wrap:anywhere",
     ),
+    (".dashmagic-trace pre>code", "background:none;padding:0;font-size:1em;white-space:inherit"),
     (" pre.dm-code", "white-space:pre;overflow-x:auto;overflow-wrap:normal"),
     (" code", f"font-family:{_MONO};font-size:.92em"),
-    (" .dm-output", "margin:4px 0"),
     (" .dm-output>pre", "border-left:3px solid rgba(127,127,127,.45)"),
-    (" .dm-output.dm-stderr>pre", "border-left-color:rgba(244,67,54,.8);"
-     "background:rgba(244,67,54,.1)"),
+    (" .dm-stderr>pre", "border-left-color:rgba(244,67,54,.8);background:rgba(244,67,54,.1)"),
     (" .dm-output-name", f"font-family:{_MONO};font-size:.75em;color:{_MUTED}"),
     (" .dm-stderr .dm-output-name", "color:var(--jp-error-color1,#e53935)"),
     (" .dm-kv", "display:grid;grid-template-columns:max-content 1fr;gap:1px 12px;margin:2px 0"),
-    (" .dm-k", f"color:{_MUTED};font-size:.9em"),
-    (" .dm-v", "overflow-wrap:anywhere;white-space:pre-wrap"),
-    (" .dm-calc", f"margin:2px 0;font-family:{_MONO};font-size:var(--jp-code-font-size,13px)"),
-    (" .dm-calc code", "font-size:1em;background:none;padding:0"),
-    (" .dm-calc strong", "font-weight:700"),
+    (" .dm-kv>dd", "margin:0;overflow-wrap:anywhere;white-space:pre-wrap"),
+    (" .dm-k", "font-size:.9em"),
+    (" .dm-calc", f"font-family:{_MONO};font-size:{_CODE_SIZE}"),
+    (".dashmagic-trace .dm-calc code", "font-size:1em;background:none;padding:0"),
     (" .dm-text", "white-space:pre-wrap;overflow-wrap:anywhere;margin:2px 0"),
     (" .dm-figure", "margin:6px 0"),
     (
@@ -142,67 +124,36 @@ _RULES: tuple[tuple[str, str], ...] = (
         "display:block;max-width:100%;max-height:480px;height:auto;border-radius:4px;"
         f"background:#fff;border:1px solid {_BORDER}",
     ),
-    (" .dm-figure figcaption,.dashmagic-trace .dm-caption", f"font-size:.82em;color:{_MUTED};"
-     "margin-top:2px;overflow-wrap:anywhere"),
-    (
-        " .dm-figure-missing",
-        f"border:1px dashed {_BORDER};border-radius:4px;padding:5px 9px;font-size:.9em",
-    ),
-    (" table", "border-collapse:collapse;margin:4px 0;font-size:.92em;width:auto"),
+    (" figcaption,.dashmagic-trace .dm-caption", "font-size:.82em;overflow-wrap:anywhere"),
+    (" .dm-figure-missing", f"border:1px dashed {_BORDER};border-radius:4px;padding:5px 9px"),
+    # Cells: JupyterLab's table rules (fixed layout, centred margins, 0.5em padding, middle
+    # alignment) are two classes strong; the cells' own inline text-align does the alignment.
+    (".dashmagic-trace table", "border-collapse:collapse;margin:4px 0;font-size:.92em;"
+     "table-layout:auto;color:inherit"),
     (" table.dm-hotels", "width:100%"),
     (" table.dm-hotels td:first-child", "min-width:9em;font-weight:600"),
-    (" table.dm-hotels .dm-query", "margin-top:2px"),
-    (
-        " th,.dashmagic-trace td",
-        f"border:1px solid {_BORDER};padding:3px 8px;text-align:left;vertical-align:top",
-    ),
-    (" th", "background:rgba(127,127,127,.1);font-weight:600"),
-    (" .dm-query", f"color:{_MUTED};font-family:{_MONO};font-size:.8em;overflow-wrap:anywhere"),
+    (" .dm-price", "white-space:nowrap"),
+    (".dashmagic-trace th,.dashmagic-trace.dashmagic-trace td",
+     f"border:1px solid {_BORDER};padding:3px 8px;vertical-align:top;line-height:1.5"),
+    (" th", f"background:{_TINT};font-weight:600"),
     (" .dm-answer", "margin:8px 0 4px;overflow-wrap:anywhere"),
-    (" .dm-answer>:first-child", "margin-top:0"),
-    (" .dm-answer>:last-child", "margin-bottom:0"),
     (" .dm-answer p", "margin:.45em 0"),
-    (" .dm-answer h1,.dashmagic-trace .dm-answer h2,.dashmagic-trace .dm-answer h3",
-     "margin:.7em 0 .35em;line-height:1.25"),
-    (" .dm-answer h1", "font-size:1.35em"),
-    (" .dm-answer h2", "font-size:1.2em"),
-    (" .dm-answer h3", "font-size:1.08em"),
-    (" .dm-answer blockquote", f"margin:.4em 0;padding:0 .8em;border-left:3px solid {_BORDER};"
-     f"color:{_MUTED}"),
     (" .dm-answer ul,.dashmagic-trace .dm-answer ol", "margin:.4em 0;padding-left:1.6em"),
+    (" .dm-body>:first-child,.dashmagic-trace .dm-answer>:first-child", "margin-top:0"),
+    (" .dm-body>:last-child,.dashmagic-trace .dm-answer>:last-child", "margin-bottom:0"),
     (" .dm-files", "margin:4px 0;font-size:.92em"),
-    (
-        " .dm-notice",
-        "margin:6px 0;padding:4px 10px;border-left:3px solid rgba(255,152,0,.85);"
-        "background:rgba(255,152,0,.1);border-radius:0 4px 4px 0;font-size:.92em",
-    ),
-    (
-        " .dm-error",
-        "margin:6px 0;padding:6px 10px;border:1px solid rgba(244,67,54,.55);"
-        "background:rgba(244,67,54,.1);border-radius:4px",
-    ),
-    (" .dm-error-type", "font-weight:600;margin-right:.2em"),
+    (" .dm-notice", "margin:6px 0;padding:4px 10px;border-left:3px solid rgba(255,152,0,.85);"
+     "background:rgba(255,152,0,.1)"),
+    (" .dm-error", "margin:6px 0;padding:6px 10px;border:1px solid rgba(244,67,54,.55);"
+     "background:rgba(244,67,54,.1);border-radius:4px"),
+    (" .dm-error-type", "font-weight:600"),
     (" .dm-error-message", "white-space:pre-wrap;overflow-wrap:anywhere"),
-    (" .dm-warning", "margin:2px 0 4px"),
     # A bidi control or invisible character from the model, shown as a marked escape.
-    (
-        " .dm-invisible",
-        "color:var(--jp-warn-color0,#b35900);background:rgba(255,152,0,.16);"
-        f"border-radius:3px;padding:0 .1em;font-family:{_MONO};font-size:.85em",
-    ),
-    (" .dm-status", f"color:{_MUTED};font-size:.85em;font-style:italic;margin:4px 0"),
-    (
-        " .dm-status::before",
-        "content:'';display:inline-block;width:.5em;height:.5em;border-radius:50%;"
-        "background:currentColor;margin-right:.45em;vertical-align:middle;"
-        "animation:dashmagic-pulse 1.2s ease-in-out infinite",
-    ),
-    (" .dm-note", f"color:{_MUTED};font-size:.8em;margin:1px 0;overflow-wrap:anywhere"),
-    (
-        " .dm-footer",
-        f"margin-top:6px;padding-top:4px;border-top:1px solid {_BORDER};font-size:.8em;"
-        f"color:{_MUTED};overflow-wrap:anywhere",
-    ),
+    (" .dm-invisible", "color:var(--jp-warn-color0,#b35900);background:rgba(255,152,0,.16)"),
+    (" .dm-status", "font-size:.85em;font-style:italic;margin:4px 0"),
+    (" .dm-note", "font-size:.8em;overflow-wrap:anywhere"),
+    (" .dm-footer", f"margin-top:6px;padding-top:4px;border-top:1px solid {_BORDER};"
+     f"font-size:.8em;color:{_MUTED};overflow-wrap:anywhere"),
     (" .dm-footer code", "font-size:1em"),
 )
 
@@ -221,13 +172,14 @@ _TOKENS: tuple[tuple[str, str], ...] = (
 )
 
 
+def _selector(sel: str) -> str:
+    # A selector that names the root itself (the doubled-class ones) is used as written.
+    return sel if sel.startswith(_R) else f"{_R}{sel}"
+
+
 def _build() -> str:
-    rules = [f"{_R}{sel}{{{body}}}" for sel, body in _RULES]
+    rules = [f"{_selector(sel)}{{{body}}}" for sel, body in _RULES]
     rules += [f"{_R} pre {sel}{{{body}}}" for sel, body in _TOKENS]
-    rules.append("@keyframes dashmagic-pulse{0%,100%{opacity:.3}50%{opacity:1}}")
-    rules.append(
-        f"@media (prefers-reduced-motion:reduce){{{_R} .dm-status::before{{animation:none}}}}"
-    )
     return "\n".join(rules)
 
 

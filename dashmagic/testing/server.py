@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
+from . import batch as batch_api
 from . import current
 from .exchanges import FIGURE_PATH, Exchange, find_exchange, load_exchanges, prompt_text
 from .faults import Fault, InjectedFault
@@ -602,6 +603,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes -----------------------------------------------------------------------------
 
     def do_GET(self) -> None:
+        if batch_api.serve(self):  # /compatible-mode/v1/files and /batches: dashmagic.testing.batch
+            return
         self._record(b"")
         path = self.path.split("?", 1)[0]
         served = self.fake._file(path)
@@ -617,6 +620,8 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def do_POST(self) -> None:
+        if batch_api.serve(self):
+            return
         request = self._record(self._read_body())
         if _route(self.path) not in GENERATION_PATHS:
             self._send_json(404, _error_body("InvalidURL", "Invalid URL provided in your request."))

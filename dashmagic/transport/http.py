@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Union
 
@@ -33,6 +33,7 @@ __all__ = [
     "Timeout",
     "DEFAULT_TIMEOUT",
     "KeyAuth",
+    "carries_key",
     "OwnedSession",
     "new_session",
     "open_sessions",
@@ -40,6 +41,7 @@ __all__ = [
     "pooled_session",
     "shared_session",
     "send",
+    "request",
     "body_errors",
     "split_timeout",
 ]
@@ -72,6 +74,13 @@ class KeyAuth:
 
     def __repr__(self) -> str:
         return f"KeyAuth({self._key!r})"
+
+
+def carries_key(request: requests.PreparedRequest) -> bool:
+    """Whether a request is an API call (it carries the key's auth), not a figure fetch (whose
+    session never holds the key). Record and replay keep authenticated GETs, such as the Batch
+    API's polls and downloads, as exchanges answered in order, not as figures."""
+    return bool(request.headers.get("Authorization"))
 
 
 _open: weakref.WeakSet[requests.Session] = weakref.WeakSet()
@@ -165,11 +174,27 @@ def send(
     timeout: tuple[float, float],
 ) -> requests.Response:
     """POST the call; translate failures before a response into TransportError/TimeoutError."""
+    return request(session, "POST", call.url, key, timeout, data=call.body_bytes(), headers=call.headers)
+
+
+def request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    key: Secret,
+    timeout: tuple[float, float],
+    *,
+    data: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> requests.Response:
+    """Send one request with the key's auth (streamed, no redirects); failures before a
+    response become TransportError/TimeoutError. :func:`send` and the Batch API use it."""
     try:
-        return session.post(
-            call.url,
-            data=call.body_bytes(),
-            headers=dict(call.headers),
+        return session.request(
+            method,
+            url,
+            data=data,
+            headers=dict(headers or {}),
             auth=KeyAuth(key),
             timeout=timeout,
             stream=True,
@@ -177,39 +202,42 @@ def send(
         )
     except requests.exceptions.ConnectTimeout:
         error: TransportError = TimeoutError(
-            f"Could not connect to {_host(call.url)} within {timeout[0]:g} s (connect timeout). "
+            f"Could not connect to {_host(url)} within {timeout[0]:g} s (connect timeout). "
             "Check the network or DASHSCOPE_HTTP_BASE_URL, or raise the timeout.",
             phase="connect",
-            url=call.url,
+            url=url,
         )
     except requests.exceptions.ReadTimeout:
         error = TimeoutError(
-            f"{_host(call.url)} accepted the request but sent no response within {timeout[1]:g} s "
+            f"{_host(url)} accepted the request but sent no response within {timeout[1]:g} s "
             "(read timeout). Raise --timeout for slow plugins such as code_interpreter.",
             phase="read",
-            url=call.url,
+            url=url,
         )
     except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL, ValueError, UnicodeError) as exc:
         # Their messages quote the offending header, which may be "Authorization: Bearer <key>":
         # name only the kind of problem. (Raised after the except block: no chain, no frames.)
         error = TransportError(
-            f"The request to {_host(call.url)} could not be encoded ({type(exc).__name__}): a header or the "
+            f"The request to {_host(url)} could not be encoded ({type(exc).__name__}): a header or the "
             "URL holds characters HTTP cannot carry. Check the key, the base URL and the plugin names.",
-            url=call.url,
+            url=url,
         )
     except requests.exceptions.RequestException as exc:
         error = TransportError(
-            f"Could not reach {_host(call.url)}: {_reason(exc)}. Check the network connection and "
+            f"Could not reach {_host(url)}: {_reason(exc)}. Check the network connection and "
             "DASHSCOPE_HTTP_BASE_URL.",
-            url=call.url,
+            url=url,
         )
     raise error
 
 
 @contextmanager
-def body_errors(call: Call, timeout: tuple[float, float]) -> Iterator[None]:
-    """Translate failures while reading a response body (the response had started)."""
+def body_errors(call: Call | str, timeout: tuple[float, float]) -> Iterator[None]:
+    """Translate failures while reading a response body (the response had started).
+    ``call`` is the Call whose reply is read, or just its URL."""
     import urllib3.exceptions
+
+    url = call if isinstance(call, str) else call.url
 
     broken = (
         requests.exceptions.ConnectionError,
@@ -222,16 +250,16 @@ def body_errors(call: Call, timeout: tuple[float, float]) -> Iterator[None]:
     except broken as exc:
         if isinstance(exc, urllib3.exceptions.ReadTimeoutError) or "timed out" in str(exc).lower():
             raise TimeoutError(
-                f"{_host(call.url)} went silent for more than {timeout[1]:g} s in the middle of the "
+                f"{_host(url)} went silent for more than {timeout[1]:g} s in the middle of the "
                 "reply (read timeout). What arrived is kept; raise --timeout if the plugin is slow.",
                 phase="read",
-                url=call.url,
+                url=url,
                 before_response=False,
             ) from None
         raise TransportError(
-            f"The connection to {_host(call.url)} broke in the middle of the reply ({_reason(exc)}). "
+            f"The connection to {_host(url)} broke in the middle of the reply ({_reason(exc)}). "
             "What arrived is kept; run the cell again to retry.",
-            url=call.url,
+            url=url,
             before_response=False,
         ) from None
 

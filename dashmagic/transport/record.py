@@ -19,6 +19,7 @@ from requests.adapters import BaseAdapter, HTTPAdapter
 from ..config import Secret
 from ..errors import DashmagicError
 from ..recording.fingerprint import fingerprint
+from .http import carries_key
 from ..recording.store import PathLike, append_line, ends_mid_event, ensure_file, exchange_record, figure_record
 
 __all__ = ["RecordingAdapter", "MAX_KEPT_ERRORS"]
@@ -120,8 +121,8 @@ class _TeeBody:
 class RecordingAdapter(BaseAdapter):
     """Send for real (through ``inner``, default ``HTTPAdapter(max_retries=0)``) and record.
 
-    POSTs become ``exchange`` lines, GETs (figure fetches) ``figure`` lines. The file and its
-    header are created now, so a destination that cannot be written fails before anything is
+    POSTs and authenticated GETs (Batch API polls) become ``exchange`` lines, figure fetches
+    (GETs without the key) ``figure`` lines. The file and its header are created now, so a destination that cannot be written fails before anything is
     sent (:func:`~dashmagic.recording.check_record_destination` says why). A line that cannot be
     written later is reported to ``on_error(message)`` and kept in :attr:`errors`; it never
     raises into the code reading the response.
@@ -195,10 +196,11 @@ class RecordingAdapter(BaseAdapter):
         content_type = response.headers.get("Content-Type") or ""
         event_stream = "event-stream" in content_type
         body = request.body if isinstance(request.body, (bytes, str)) else None
+        figure = method == "GET" and not carries_key(request)
 
         def done(chunks: list[bytes], at_eof: bool, error: dict[str, str] | None) -> None:
             whole = b"".join(chunks)
-            if method == "GET":
+            if figure:
                 # A truncated image would be worse than a 404 on replay; but an answer the fetcher
                 # refuses by its status (403 expired, 302) is complete without its body.
                 if at_eof or status >= 300:

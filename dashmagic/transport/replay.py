@@ -23,6 +23,7 @@ from ..errors import RecordingMiss
 from ..recording.fingerprint import fingerprint
 from ..recording.matching import Answers
 from ..recording.store import PathLike, Source, read_recording, resolve_recordings
+from .http import carries_key
 
 __all__ = ["ReplayAdapter"]
 
@@ -98,11 +99,11 @@ class _ReplayBody:
 class ReplayAdapter(BaseAdapter):
     """Answer every request from recordings; never touch the network.
 
-    POSTs are matched by fingerprint (:class:`~dashmagic.recording.Answers`); no match raises
-    :class:`~dashmagic.errors.RecordingMiss`. With ``strict=False`` a request that still matches
+    POSTs and authenticated GETs (Batch API polls) are matched by fingerprint
+    (:class:`~dashmagic.recording.Answers`); no match raises :class:`~dashmagic.errors.RecordingMiss`. With ``strict=False`` a request that still matches
     nothing may use an exchange with the same endpoint, headers, model and last user message.
-    GETs are figure fetches: matched by full URL, then without the query string; an unknown one
-    is a 404. ``recordings`` is a path, several, or an :class:`Answers` to share with others.
+    Other GETs are figure fetches: matched by full URL, then without the query string; an unknown
+    one is a 404. ``recordings`` is a path, several, or an :class:`Answers` to share with others.
     """
 
     def __init__(self, recordings: Answers | PathLike | Sequence[PathLike | Source], *, strict: bool = True,
@@ -125,7 +126,7 @@ class ReplayAdapter(BaseAdapter):
              verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
         method = (request.method or "GET").upper()
         url = request.url or ""
-        if method in ("GET", "HEAD"):
+        if method in ("GET", "HEAD") and not carries_key(request):
             return self._figure_response(request, method, url)
         body = request.body if isinstance(request.body, (bytes, str)) else None
         fp = fingerprint(method, url, request.headers, body)

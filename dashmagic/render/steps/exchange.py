@@ -82,7 +82,23 @@ def _html(exchange: Exchange, trace: Trace, images: h.Images | None) -> str:
         body.append(_html_result(exchange.result, images))
     inner = "".join(b for b in body if b)
     content = f'<div class="dm-body">{inner}</div>' if inner else ""
-    return f'<details class="dm-step" open>{_html_summary(exchange, trace)}{content}</details>'
+    state = " open" if _unfolded(exchange, running) else ""
+    return f'<details class="dm-step"{state}>{_html_summary(exchange, trace)}{content}</details>'
+
+
+def _unfolded(exchange: Exchange, running: bool) -> bool:
+    """Whether the step is emitted open: while it runs, when it failed, or when it shows a figure.
+
+    A display update replaces the output's DOM, so a reader's click lives only until the next
+    snapshot. The fold state is therefore a function of the step alone and never changes once
+    the step is done: a step folded while it ran stays folded through the answer's stream.
+    A failure stays in view (its reason is in the body), and so do figures (the picture is the
+    result the reader came for).
+    """
+    result = exchange.result
+    if running or (result is not None and not result.ok):
+        return True
+    return bool(getattr(result.view if result is not None else None, "figures", ()))
 
 
 # -- text ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ __all__ = ["VIEW"]
 
 
 def _html(step: Thought, trace: Trace, images: h.Images | None) -> str:
-    label = '<span class="dm-label">Thought</span> '
+    label = '<span class="dm-label">Thought:</span> '
     return f'<div class="dm-thought">{label}{h.esc(step.text.strip())}</div>'
 
 
