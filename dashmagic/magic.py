@@ -142,25 +142,6 @@ class DashScopeMagics(Magics):
     @_argument("--run-locally", action="store_true", help="Then run the trace's code in a separate Python process here (never this kernel); replayed in replay mode.")
     @_argument("--allow-invisible", action="store_true", help="With --run-locally: run code even if it holds bidi/invisible characters.")
     # -- today's generation: built-in tools in the body (the seed's --plugins is the older one) --
-<<<<<<< HEAD
-    @magic_arguments.argument("--thinking", dest="thinking", action="store_true", default=None, help="Show the model's reasoning (enable_thinking); default model qwen3-max.")
-    @magic_arguments.argument("--no-thinking", dest="thinking", action="store_false", help="Ask the model not to think.")
-    @magic_arguments.argument("--thinking-budget", type=int, metavar="N", help="At most N reasoning tokens (implies --thinking).")
-    @magic_arguments.argument("--code-interpreter", action="store_true", help="The built-in code interpreter (needs thinking and streaming); default model qwen3-max.")
-    @magic_arguments.argument("--search", action="store_true", help="Web search (enable_search).")
-    @magic_arguments.argument("--search-strategy", choices=("turbo", "max", "agent", "agent_max"), help="Search strategy (implies --search).")
-    @magic_arguments.argument("--forced-search", action="store_true", help="Always search (implies --search).")
-    @magic_arguments.argument("--sources", action="store_true", help="Show the search sources (implies --search).")
-    @magic_arguments.argument("--citations", action="store_true", help="Inline [1] citation markers linked to the sources (implies --sources).")
-    @magic_arguments.argument("--freshness", type=int, choices=(7, 30, 180, 365), help="Search only pages from the last N days (implies --search).")
-    @magic_arguments.argument("--tools", metavar="NAMES", help="Comma-separated variables: Python functions (run here, each call approved) or JSON function-tool specs.")
-    # -- the tool loop: your functions as tools (see dashmagic.tool_loop) --
-    @magic_arguments.argument("--approve", metavar="all|NAMES", help="With --tools functions: run these without asking (else each call waits for Approve/Reject or y/n).")
-    @magic_arguments.argument("--max-rounds", type=int, metavar="N", help="With --tools functions: model calls at most (default 5).")
-    @magic_arguments.argument("--endpoint", choices=("text", "multimodal"), help="Override the endpoint (default: multimodal for Qwen 3.5/3.6/3.7).")
-    @magic_arguments.argument("prompt", nargs="*", help="(line magic) the prompt.")
-    @line_cell_magic
-=======
     @_argument("--thinking", dest="thinking", action="store_true", default=None, help="Show the model's reasoning (enable_thinking); default model qwen3-max.")
     @_argument("--no-thinking", dest="thinking", action="store_false", help="Ask the model not to think.")
     @_argument("--thinking-budget", type=int, metavar="N", help="At most N reasoning tokens (implies --thinking).")
@@ -171,11 +152,13 @@ class DashScopeMagics(Magics):
     @_argument("--sources", action="store_true", help="Show the search sources (implies --search).")
     @_argument("--citations", action="store_true", help="Inline [1] citation markers linked to the sources (implies --sources).")
     @_argument("--freshness", type=int, choices=(7, 30, 180, 365), help="Search only pages from the last N days (implies --search).")
-    @_argument("--tools", metavar="NAMES", help="Comma-separated variables holding JSON function-tool specs (or lists of them).")
+    @_argument("--tools", metavar="NAMES", help="Comma-separated variables: Python functions (run here, each call approved) or JSON function-tool specs.")
+    # -- the tool loop: your functions as tools (see dashmagic.tool_loop) --
+    @_argument("--approve", metavar="all|NAMES", help="With --tools functions: run these without asking (else each call waits for Approve/Reject or y/n).")
+    @_argument("--max-rounds", type=int, metavar="N", help="With --tools functions: model calls at most (default 5).")
     @_argument("--endpoint", choices=("text", "multimodal"), help="Override the endpoint (default: multimodal for Qwen 3.5/3.6/3.7).")
     @_argument("prompt", nargs="*", help="(line magic) the prompt.")
     @_line_cell_magic
->>>>>>> main
     def dashscope(self, line: str, cell: str | None = None) -> None:
         """Ask a DashScope model, with plugins or today's built-in tools, and show the trace.
 
