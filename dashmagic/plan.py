@@ -244,7 +244,7 @@ def _tools_from(names: str, namespace: Mapping[str, Any]) -> list[Mapping[str, A
         value = namespace[name]
         items = [value] if isinstance(value, Mapping) or callable(value) else value
         if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
-            raise ConfigError(f"--tools: {name} must be a function, a tool spec (a dict) or a list of them, got {type(value).__name__}.")
+            raise ConfigError(f"--tools: {name} must be a tool spec (a dict), a Python function, or a list of them, got {type(value).__name__}.")
         tools.extend(items)
     return tools
 

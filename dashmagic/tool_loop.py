@@ -82,7 +82,8 @@ def terminal_ask() -> Ask | None:
     import sys
 
     stdin = sys.stdin
-    if stdin is None or not stdin.isatty() or "ipykernel" in sys.modules and _in_kernel():
+    # A Jupyter kernel's stdin is never a tty: there the buttons ask (or nobody does).
+    if stdin is None or not stdin.isatty():
         return None
 
     def ask(run: ToolRun) -> bool | None:
@@ -95,15 +96,6 @@ def terminal_ask() -> Ask | None:
         return answer.strip().lower() in ("y", "yes")
 
     return ask
-
-
-def _in_kernel() -> bool:
-    try:
-        from IPython import get_ipython  # only asked when ipykernel is already imported
-    except ImportError:  # pragma: no cover
-        return False
-    shell = get_ipython()
-    return getattr(shell, "kernel", None) is not None
 
 
 # -- results as the text the model reads --------------------------------------------------------
