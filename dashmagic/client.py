@@ -41,10 +41,13 @@ if TYPE_CHECKING:
     from .batch_map import Traces
     from .images import ImageCache, ImagePolicy
     from .limits import RateLimiter
+    from .tool_loop import ToolLoop
 
 __all__ = [
     "Client",
     "ClientKwargs",
+    "ToolLoopKwargs",
+    "LoopCallKwargs",
     "MapOptions",
     "ClientMapKwargs",
     "MapKwargs",
@@ -88,7 +91,23 @@ class ClientKwargs(TypedDict, total=False):
     tpm: float | None
 
 
-class RunKwargs(ClientKwargs, CallKwargs, total=False):
+class ToolLoopKwargs(TypedDict, total=False):
+    """With Python functions in ``tools=`` (the tool loop, :mod:`dashmagic.tool_loop`)."""
+
+    #: None (ask: a y/n prompt in a terminal, else refuse), ``"all"``, tool names, or
+    #: ``f(run) -> bool``.
+    approve: Any
+    #: Model calls at most (default 5); the limit ends with a note, not an error.
+    max_rounds: int
+    #: Calls of one round run at once (default 1: in order).
+    tool_concurrency: int
+
+
+class LoopCallKwargs(CallKwargs, ToolLoopKwargs, total=False):
+    """What one call asks, plus the tool loop's options."""
+
+
+class RunKwargs(ClientKwargs, LoopCallKwargs, total=False):
     """``run()``/``stream()``: how to call, what to ask, and whether errors raise."""
 
     raise_errors: bool
@@ -291,17 +310,51 @@ class Client:
 
     # -- building and running ----------------------------------------------------------------
     def build(self, prompt: Prompt, *, stream: bool = False, **call: Unpack[CallKwargs]) -> Call:
-        """The exact request for ``prompt`` (nothing is sent; ``--dry-run`` shows this)."""
-        options = CallOptions.of(prompt, stream=stream, **call)
+        """The exact request for ``prompt`` (nothing is sent; ``--dry-run`` shows this).
+        Python functions in ``tools=`` go out as their JSON specs."""
+        options = CallOptions.of(prompt, stream=stream, **_specs_only(call))
         return format_for(options).build(options, base_url=self.base_url)
 
-    def stream(self, prompt: Prompt, *, raise_errors: bool = True, **call: Unpack[CallKwargs]) -> Iterator[Trace]:
+    def stream(self, prompt: Prompt, *, raise_errors: bool = True, **call: Unpack[LoopCallKwargs]) -> Iterator[Trace]:
         """Stream a call (SSE); yield a Trace snapshot after every server event, the last final."""
-        return self.execute(self.build(prompt, stream=True, **call), raise_errors=raise_errors)
+        loop = self._tool_loop(prompt, True, dict(call))
+        if loop is not None:
+            return _loop_snapshots(loop, raise_errors)
+        return self.execute(self.build(prompt, stream=True, **call), raise_errors=raise_errors)  # type: ignore[misc]
 
-    def run(self, prompt: Prompt, *, raise_errors: bool = True, **call: Unpack[CallKwargs]) -> Trace:
-        """Call once (no streaming) and return the final Trace."""
-        return _last(self.execute(self.build(prompt, stream=False, **call), raise_errors=raise_errors))
+    def run(self, prompt: Prompt, *, raise_errors: bool = True, **call: Unpack[LoopCallKwargs]) -> Trace:
+        """Call once (no streaming) and return the final Trace (a tool loop: every round)."""
+        loop = self._tool_loop(prompt, False, dict(call))
+        if loop is not None:
+            return _last(_loop_snapshots(loop, raise_errors))
+        return _last(self.execute(self.build(prompt, stream=False, **call), raise_errors=raise_errors))  # type: ignore[misc]
+
+    # -- the tool loop: the one place it is wired (dashmagic.tool_loop does the work) ------------
+    def tool_loop(
+        self, prompt: Prompt, *, stream: bool = False, ask: Any = None, defer: bool = False,
+        **call: Unpack[LoopCallKwargs],
+    ) -> ToolLoop:
+        """A :class:`~dashmagic.tool_loop.ToolLoop` for ``prompt`` (nothing is sent until its
+        ``run()`` is iterated). ``ask``: how to ask the user per call (default: a y/n prompt in a
+        terminal, else nobody); ``defer``: end ``run()`` with calls pending (widget buttons)."""
+        from .tool_loop import DEFAULT_MAX_ROUNDS, ToolLoop, terminal_ask
+
+        options: dict[str, Any] = dict(call)
+        return ToolLoop(
+            self, prompt, stream=stream, approve=options.pop("approve", None),
+            max_rounds=options.pop("max_rounds", DEFAULT_MAX_ROUNDS), concurrency=options.pop("tool_concurrency", 1),
+            ask=ask if ask is not None else terminal_ask(), defer=defer, call=options,
+        )
+
+    def _tool_loop(self, prompt: Prompt, stream: bool, call: dict[str, Any]) -> ToolLoop | None:
+        from .tools import has_callables
+
+        if has_callables(call.get("tools")):
+            return self.tool_loop(prompt, stream=stream, **call)
+        given = sorted(set(call) & set(ToolLoopKwargs.__optional_keys__))
+        if given:
+            raise ConfigError(f"{', '.join(given)} only matter(s) with Python functions in tools=; none was given.")
+        return None
 
     def map(self, prompts: Any = None, **options: Unpack[ClientMapKwargs]) -> Traces:
         """Many prompts at once, in input order: see :func:`dashmagic.map`. The Client's limiter
@@ -576,6 +629,24 @@ def _mode_of(mode: str | None, recordings: Any) -> tuple[str, Any]:
     if isinstance(recordings, str) and not recordings.strip():
         raise ConfigError("recordings= needs a file path ('demo' for the bundled recordings); got an empty one.")
     return choose_mode(mode, recordings)
+
+
+def _specs_only(call: Mapping[str, Any]) -> dict[str, Any]:
+    from .tools import Toolbox, has_callables
+
+    options = dict(call)
+    if has_callables(options.get("tools")):
+        options["tools"] = list(Toolbox.of(options["tools"]).specs)
+    return options
+
+
+def _loop_snapshots(loop: ToolLoop, raise_errors: bool) -> Iterator[Trace]:
+    try:
+        yield from loop.run()
+    except DashmagicError as exc:
+        if raise_errors or exc.trace is None:
+            raise
+        yield exc.trace
 
 
 def _last(snapshots: Iterator[Trace]) -> Trace:

@@ -152,7 +152,10 @@ class DashScopeMagics(Magics):
     @_argument("--sources", action="store_true", help="Show the search sources (implies --search).")
     @_argument("--citations", action="store_true", help="Inline [1] citation markers linked to the sources (implies --sources).")
     @_argument("--freshness", type=int, choices=(7, 30, 180, 365), help="Search only pages from the last N days (implies --search).")
-    @_argument("--tools", metavar="NAMES", help="Comma-separated variables holding JSON function-tool specs (or lists of them).")
+    @_argument("--tools", metavar="NAMES", help="Comma-separated variables: Python functions (run here, each call approved) or JSON function-tool specs.")
+    # -- the tool loop: your functions as tools (see dashmagic.tool_loop) --
+    @_argument("--approve", metavar="all|NAMES", help="With --tools functions: run these without asking (else each call waits for Approve/Reject or y/n).")
+    @_argument("--max-rounds", type=int, metavar="N", help="With --tools functions: model calls at most (default 5).")
     @_argument("--endpoint", choices=("text", "multimodal"), help="Override the endpoint (default: multimodal for Qwen 3.5/3.6/3.7).")
     @_argument("prompt", nargs="*", help="(line magic) the prompt.")
     @_line_cell_magic
@@ -214,7 +217,7 @@ class DashScopeMagics(Magics):
             self._user_ns[plan.out] = trace
         if error is not None:
             raise self._one_line(error, trace, shown=self.last_display.kept, typed=bool(typed))
-        if plan.chat:
+        if plan.chat and trace.done:  # a loop waiting for approval adds its turn when it ends
             self._chat.extend(trace.turn())
         return None
 
@@ -376,12 +379,54 @@ class DashScopeMagics(Magics):
         view = LiveDisplay(live=self._live(), interval=self.update_interval,
                            terminal=not _in_kernel(self.shell), out=plan.out if plan is not None else None)
         self.last_display = view
+        if plan is not None and _runs_tools(plan):
+            return self._show_tool_loop(client, call, plan, view)
         snapshots = client.execute(call, on_retry=view.show)
         if plan is not None and plan.run_locally:
             snapshots = self._then_run_locally(snapshots, client, plan.allow_invisible)
         if view.live:  # show at once that something is happening, even before the first byte
             view.show(Trace(request=call.info))
         return view.follow(snapshots)
+
+    # -- the tool loop (--tools naming functions): approval by buttons, y/n, or up front ----------
+    def _show_tool_loop(self, client: Any, call: Call, plan: CellPlan, view: Any) -> tuple[Trace, DashmagicError | None]:
+        from .tool_approval import widgets_available
+        from .tool_loop import terminal_ask
+        from .trace import Trace
+
+        deferred = view.live and self._widgets_wanted() and widgets_available()
+        ask = None if deferred or _in_kernel(self.shell) else terminal_ask()
+        loop = client.tool_loop(plan.prompt, stream=plan.stream, ask=ask, defer=deferred, **plan.call, **plan.tool_loop)
+        if view.live:
+            view.show(Trace(request=call.info))
+        trace, error = view.follow(loop.run())
+        if loop.pending and error is None:
+            self._show_approval(loop, view, plan, client)
+        return trace, error
+
+    def _show_approval(self, loop: Any, view: Any, plan: CellPlan, client: Any) -> None:
+        """Buttons under the trace; the loop goes on from their callback, after this cell."""
+        from IPython.display import display
+
+        from .client import Client
+        from .tool_approval import approval_controls
+
+        # The cell's Client closes when the cell ends: the continued loop gets its own.
+        loop.client = Client(**plan.client, api_key=client._key)
+
+        def done(final: Trace, error: Exception | None) -> None:
+            view.close(final)
+            self.last_trace = final
+            if plan.out:
+                self.shell.user_ns[plan.out] = final
+            if plan.chat and error is None:
+                self._chat.extend(final.turn())
+            loop.client.close()
+
+        box = approval_controls(loop, view.show, done)
+        if box is not None:
+            self.last_controls = box
+            display(box)
 
     def _map_cell(self, plan: Any) -> None:
         """``--over df``: one call per row, a progress display, then a summary table (not N traces)."""
@@ -418,6 +463,12 @@ class DashScopeMagics(Magics):
         from .render.request import render_call
 
         display(render_call(call, mode=client.mode, recordings=client.recordings), raw=True)
+
+
+def _runs_tools(plan: CellPlan) -> bool:
+    from .tools import has_callables
+
+    return has_callables(plan.call.get("tools"))
 
 
 def _field(parsed: Any, name: str) -> Any:

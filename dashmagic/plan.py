@@ -38,6 +38,8 @@ class CellPlan:
     run_locally: bool = False
     #: ``--allow-invisible``: run it even when it holds bidi/invisible characters.
     allow_invisible: bool = False
+    #: ``--approve`` / ``--max-rounds`` when ``--tools`` names Python functions (the tool loop).
+    tool_loop: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ def plan_cell(
         unknown_plugins=unknown,
         batch=batch,
         **_local_run_flags(args),
+        tool_loop=_tool_loop_options(args, tools),
     )
 
 
@@ -227,7 +230,8 @@ def _search_options(args: Any) -> dict[str, Any] | None:
 
 
 def _tools_from(names: str, namespace: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """``--tools a,b``: variables holding a JSON tool spec or a list of them."""
+    """``--tools a,b``: variables holding a Python function (run by the tool loop), a JSON
+    tool spec, or a list of them."""
     tools: list[Mapping[str, Any]] = []
     for name in (n.strip() for n in names.split(",")):
         if not name:
@@ -238,8 +242,29 @@ def _tools_from(names: str, namespace: Mapping[str, Any]) -> list[Mapping[str, A
                 "(e.g. weather = {'type': 'function', 'function': {'name': 'get_weather', 'parameters': {...}}})."
             )
         value = namespace[name]
-        items = [value] if isinstance(value, Mapping) else value
+        items = [value] if isinstance(value, Mapping) or callable(value) else value
         if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
-            raise ConfigError(f"--tools: {name} must be a tool spec (a dict) or a list of them, got {type(value).__name__}.")
+            raise ConfigError(f"--tools: {name} must be a tool spec (a dict), a Python function, or a list of them, got {type(value).__name__}.")
         tools.extend(items)
     return tools
+
+
+# -- the tool loop (--tools naming Python functions): --approve, --max-rounds ------------------------
+
+
+def _tool_loop_options(args: Any, tools: Mapping[str, Any]) -> dict[str, Any]:
+    """``--approve all|NAMES`` and ``--max-rounds N``; refused without a function in ``--tools``
+    (they would silently do nothing)."""
+    from .tools import has_callables
+
+    options: dict[str, Any] = {}
+    approve, rounds = getattr(args, "approve", None), getattr(args, "max_rounds", None)
+    if approve is not None:
+        from .tool_loop import check_approve
+
+        options["approve"] = check_approve(approve)
+    if rounds is not None:
+        options["max_rounds"] = rounds
+    if options and not has_callables(tools.get("tools")):
+        raise ConfigError("--approve and --max-rounds work with --tools naming Python functions (def ...) to run here.")
+    return options

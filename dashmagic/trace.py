@@ -39,6 +39,10 @@ __all__ = [
     "UnknownPart",
     "LocalRun",
     "LocalRunStatus",
+    "ToolRun",
+    "ToolApproval",
+    "ToolRunStatus",
+    "Round",
     "Trace",
     "TraceStatus",
     "FrozenMap",
@@ -556,7 +560,48 @@ class LocalRun:
         return self.status == "timeout"
 
 
-Step = Union[Thought, PluginCall, PluginResult, Answer, Reasoning, CodeExecution, SearchResults, FunctionCall, UnknownPart, LocalRun]
+#: Who let a tool call run: ``pending`` (waiting for the user), ``approved`` / ``rejected`` (the
+#: user's answer), ``automatic`` (approved up front: ``approve="all"`` or the tool's name),
+#: ``needed`` (nobody could answer here, so it did not run), ``none`` (never asked: refused first).
+ToolApproval = Literal["pending", "approved", "rejected", "automatic", "needed", "none"]
+#: ``waiting`` (not run yet), ``ok``, ``error`` (the function raised), ``invalid`` (the arguments
+#: were not JSON, did not fit the schema, or named a tool not offered: never run), ``declined``
+#: (rejected, or approval needed), ``replayed`` (the result came from the recording).
+ToolRunStatus = Literal["waiting", "ok", "error", "invalid", "declined", "replayed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRun:
+    """One function call the model asked for, run (or not) HERE by :mod:`dashmagic.tool_loop`.
+
+    ``result`` is the text sent back to the model as the ``role: tool`` message (capped);
+    ``error`` the one-line reason when it did not run or raised. ``round`` counts model calls
+    from 1. ``note`` says something worth knowing (cut to the cap, differs from the recording).
+    """
+
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
+    call_id: str
+    name: str
+    arguments_raw: str = ""
+    arguments: Any = None
+    round: int = 1
+    approval: ToolApproval = "pending"
+    status: ToolRunStatus = "waiting"
+    result: str = ""
+    result_type: str = ""
+    error: str | None = None
+    duration: float | None = None
+    note: str = ""
+    kind: Literal["tool_run"] = "tool_run"
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "replayed")
+
+
+Step = Union[Thought, PluginCall, PluginResult, Answer, Reasoning, CodeExecution, SearchResults, FunctionCall, UnknownPart, LocalRun, ToolRun]
 
 
 @dataclass(frozen=True, slots=True)
@@ -576,6 +621,22 @@ class Usage:
     reasoning_tokens: int | None = None
     #: ``usage.prompt_tokens_details.cached_tokens`` (context cache hits).
     cached_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """One model call of a tool loop: what it cost and how it ended."""
+
+    def __repr__(self) -> str:
+        return _fields_repr(self)
+
+    index: int
+    usage: Usage
+    request_id: str | None = None
+    finish_reason: str | None = None
+    elapsed: float | None = None
+    tool_calls: int = 0
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -636,6 +697,8 @@ class Trace:
         lines.append(f"  usage={self.usage!r},")
         if self.error is not None:
             lines.append(f"  error={self.error!r},")
+        if self.rounds:
+            lines.append(f"  rounds=<{len(self.rounds)} model call(s)>,")
         for name in ("notes", "images"):
             value = getattr(self, name)
             if value:
@@ -662,6 +725,8 @@ class Trace:
     messages: tuple[Mapping[str, Any], ...] = ()
     #: Figures fetched for this trace, in first-seen order (so the trace is self-sufficient).
     images: tuple[FetchedImage, ...] = ()
+    #: A tool loop's model calls, in order (``usage`` is their sum); empty for a single call.
+    rounds: tuple[Round, ...] = ()
 
     # -- convenience views -------------------------------------------------------------
     @property
@@ -715,6 +780,11 @@ class Trace:
     def function_calls(self) -> tuple[FunctionCall, ...]:
         """Functions the model asks the caller to run (``finish_reason: tool_calls``)."""
         return tuple(s for s in self.steps if isinstance(s, FunctionCall))
+
+    @property
+    def tool_runs(self) -> tuple[ToolRun, ...]:
+        """The function calls run (or refused) here by a tool loop, in order."""
+        return tuple(s for s in self.steps if isinstance(s, ToolRun))
 
     @property
     def sources(self) -> tuple[Source, ...]:

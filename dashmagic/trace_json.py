@@ -31,6 +31,7 @@ from .trace import (
     Status,
     Step,
     Thought,
+    ToolRun,
     Trace,
     TraceStatus,
     UnknownPart,
@@ -107,6 +108,10 @@ def _step_out(step: Step) -> dict[str, Any]:
     if isinstance(step, FunctionCall):
         return {"kind": step.kind, "index": step.index, "id": step.id, "name": step.name,
                 "raw": step.arguments_raw, "arguments": thaw(step.arguments), "error": step.arguments_error}
+    if isinstance(step, ToolRun):
+        return {"kind": step.kind, "id": step.call_id, "name": step.name, "raw": step.arguments_raw,
+                "round": step.round, "approval": step.approval, "status": step.status, "result": step.result,
+                "error": step.error, "note": step.note}
     if isinstance(step, UnknownPart):
         return {"kind": step.kind, "where": step.where, "value": thaw(step.value)}
     # A step kind this format does not carry (e.g. a local run): kept as a readable unknown part.

@@ -58,13 +58,13 @@ def test_renderers_do_not_touch_ipython_or_the_network() -> None:
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"_constants", "_urls", "_text", "errors", "trace", "config", "sse", "__version__"}),
     frozenset({"cell", "scrub", "recording", "images", "limits"}),
-    frozenset({"request"}),
+    frozenset({"request", "tools"}),
     frozenset({"plugins", "render", "protocol"}),
     frozenset({"events", "trace_json", "local_run"}),
     frozenset({"transport"}),
-    frozenset({"client"}),
+    frozenset({"client", "tool_loop"}),
     frozenset({"plan", "batch_map", "batch", "progress"}),
-    frozenset({"display", "widgets"}),
+    frozenset({"display", "widgets", "tool_approval"}),
     frozenset({"magic", "__init__"}),
 )
 #: Deliberate upward imports, each inside a function: the display protocol (a Trace renders itself

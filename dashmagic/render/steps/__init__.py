@@ -34,7 +34,7 @@ class StepView(Generic[S]):
 
 # Imported after StepView exists: each module builds its VIEW from it.
 from . import answer, exchange, generic, thought  # noqa: E402
-from . import code_execution, function_call, local_run, reasoning, search, unknown  # noqa: E402
+from . import code_execution, function_call, local_run, reasoning, search, tool_run, unknown  # noqa: E402
 
 #: kind -> views. One line per step kind.
 STEP_VIEWS: Mapping[str, StepView[Any]] = {
@@ -49,6 +49,7 @@ STEP_VIEWS: Mapping[str, StepView[Any]] = {
         function_call.VIEW,
         unknown.VIEW,
         local_run.VIEW,
+        tool_run.VIEW,
     )
 }
 
