@@ -314,7 +314,7 @@ class DashScopeMagics(Magics):
             display = _display()
 
             self.last_controls = box
-            display(box)
+            _display()(box)
 
     def _widgets_wanted(self) -> bool:
         if self.widgets is not None:
@@ -406,8 +406,6 @@ class DashScopeMagics(Magics):
 
     def _show_approval(self, loop: Any, view: Any, plan: CellPlan, client: Any) -> None:
         """Buttons under the trace; the loop goes on from their callback, after this cell."""
-        from IPython.display import display
-
         from .client import Client
         from .tool_approval import approval_controls
 
@@ -418,7 +416,7 @@ class DashScopeMagics(Magics):
             view.close(final)
             self.last_trace = final
             if plan.out:
-                self.shell.user_ns[plan.out] = final
+                self._user_ns[plan.out] = final
             if plan.chat and error is None:
                 self._chat.extend(final.turn())
             loop.client.close()
@@ -426,7 +424,7 @@ class DashScopeMagics(Magics):
         box = approval_controls(loop, view.show, done)
         if box is not None:
             self.last_controls = box
-            display(box)
+            _display()(box)
 
     def _map_cell(self, plan: Any) -> None:
         """``--over df``: one call per row, a progress display, then a summary table (not N traces)."""

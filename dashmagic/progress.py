@@ -226,7 +226,7 @@ class WidgetView:
 
     def __init__(self, widgets: Any = None) -> None:
         if widgets is None:
-            import ipywidgets as widgets  # type: ignore[import-not-found, no-redef]
+            import ipywidgets as widgets  # type: ignore[no-redef]
         self.bar = widgets.IntProgress(value=0, min=0, max=1, description="dashmagic", bar_style="info")
         self.label = widgets.HTML(value="")
         self.box = widgets.HBox([self.bar, self.label])

@@ -20,7 +20,7 @@ __all__ = ["widgets_available", "approval_controls"]
 
 def widgets_available() -> bool:
     try:
-        import ipywidgets  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
+        import ipywidgets  # noqa: F401
     except ImportError:
         return False
     return True
@@ -32,7 +32,7 @@ def approval_controls(
     """A VBox with one row per pending call; ``show`` gets every snapshot of the continued loop,
     ``done`` the final trace (and the error that ended it, if any). None without ipywidgets."""
     try:
-        import ipywidgets as widgets  # type: ignore[import-not-found, unused-ignore]
+        import ipywidgets as widgets
     except ImportError:
         return None
     from .render.steps.tool_run import call_line

@@ -34,7 +34,7 @@ NEW_CELL_NOTE = (
 def widgets_available() -> bool:
     """True when ipywidgets can be imported (the ``widgets`` extra is installed)."""
     try:
-        import ipywidgets  # type: ignore[import-not-found,import-untyped,unused-ignore]  # noqa: F401
+        import ipywidgets  # noqa: F401
     except ImportError:
         return False
     return True
@@ -76,7 +76,7 @@ def _note(text: str) -> str:
 def trace_controls(trace: Trace, shell: Any, *, run_locally: Callable[[Trace], Trace]) -> Any | None:
     """An ipywidgets box for ``trace``, or None without ipywidgets or without code to act on."""
     try:
-        import ipywidgets as w  # type: ignore[import-not-found,import-untyped,unused-ignore]
+        import ipywidgets as w
     except ImportError:
         return None
     if not trace.code_blocks:

@@ -236,8 +236,15 @@ def test_watch_in_a_terminal_is_one_rewritten_text_line(
     assert "4/4 · 3 ok · 1 failed" in text.rsplit("\r", 1)[1]
 
 
-def test_watch_in_a_kernel_updates_one_output_in_place(fake: FakeDashScope, state: FakeBatches, shell: Any) -> None:
+def test_watch_in_a_kernel_updates_one_output_in_place(
+    fake: FakeDashScope, state: FakeBatches, shell: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ipywidgets: one HTML output updated through its display id."""
+    import sys
+
     from IPython.utils.capture import capture_output
+
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # an import of it now fails, as when not installed
 
     with batch.submit(PROMPTS, **opts(fake)) as job, capture_output() as captured:
         job.watch(poll=0.01, live=True)
