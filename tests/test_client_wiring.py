@@ -151,3 +151,31 @@ def test_each_trace_gets_its_own_figure_budget() -> None:
         one, two = client.image_cache(call, client.key()), client.image_cache(call, client.key())
     assert first.images and second.images and first.images[0].ok and second.images[0].ok
     assert one is not two and one.session is two.session  # a budget per trace, one figure session
+
+
+def test_a_recording_that_cannot_be_written_keeps_the_answer_and_says_so(
+    tmp_path: Path, fake_dashscope: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dashmagic.transport.record as record
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(record, "append_line", disk_full)
+    trace = dashmagic.run(user_prompt(CALC), plugins=CALC.plugins, mode="record", recordings=tmp_path / "r.jsonl",
+                          api_key=fake_dashscope.api_key, base_url=fake_dashscope.base_url)
+    assert trace.ok and trace.answer  # the billable answer arrived and is kept
+    assert any("The recording failed" in note and "No space left on device" in note for note in trace.notes)
+    assert "The recording failed" in mimebundle(trace)["text/plain"]
+
+
+def test_the_fakes_command_line_refuses_bad_values_in_one_line() -> None:
+    import subprocess
+    import sys
+
+    for argv in (["--port", "99999"], ["--chunk-chars", "0"], ["--event-delay", "nan"], ["--port", "x"]):
+        done = subprocess.run([sys.executable, "-m", "dashmagic.testing", *argv], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        errors = [line for line in done.stderr.splitlines() if "error:" in line]
+        assert len(errors) == 1 and errors[0].startswith("python -m dashmagic.testing: error: argument")
