@@ -112,8 +112,14 @@ def open_sessions() -> int:
         return len(_open)
 
 
+#: Keep-alive connections kept per host. map() runs up to 64 calls at once through one Client: a
+#: smaller pool would drop every connection above its size after each call and open a new one
+#: (a TCP + TLS handshake per call). Idle connections cost a socket each, nothing more.
+POOL_MAXSIZE = 64
+
+
 def _new_adapter() -> HTTPAdapter:
-    return HTTPAdapter(max_retries=0, pool_connections=2, pool_maxsize=4)
+    return HTTPAdapter(max_retries=0, pool_connections=2, pool_maxsize=POOL_MAXSIZE)
 
 
 def new_session() -> requests.Session:
@@ -141,7 +147,7 @@ def _process_pool() -> _ProcessPool:
     global _pool
     with _shared_lock:
         if _pool is None:
-            _pool = _ProcessPool(max_retries=0, pool_connections=2, pool_maxsize=4)
+            _pool = _ProcessPool(max_retries=0, pool_connections=2, pool_maxsize=POOL_MAXSIZE)
         return _pool
 
 

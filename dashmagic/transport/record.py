@@ -20,6 +20,7 @@ from ..config import Secret
 from ..errors import DashmagicError
 from ..recording.fingerprint import fingerprint
 from .http import carries_key
+from .http import POOL_MAXSIZE
 from ..recording.store import PathLike, append_line, ends_mid_event, ensure_file, exchange_record, figure_record
 
 __all__ = ["RecordingAdapter", "MAX_KEPT_ERRORS"]
@@ -139,8 +140,9 @@ class RecordingAdapter(BaseAdapter):
     ) -> None:
         super().__init__()
         self.path = Path(path)
-        self.inner: BaseAdapter = inner if inner is not None else HTTPAdapter(max_retries=0, pool_connections=2,
-                                                                              pool_maxsize=4)
+        self.inner: BaseAdapter = inner if inner is not None else HTTPAdapter(
+            max_retries=0, pool_connections=2, pool_maxsize=POOL_MAXSIZE
+        )
         self.on_error = on_error
         #: One-line messages of the lines that could not be written.
         self.errors: list[str] = []
