@@ -192,3 +192,14 @@ def test_the_demo_answers_todays_generation(shell, monkeypatch, source: str, kin
     finally:
         for name in ("t", "weather"):
             shell.user_ns.pop(name, None)
+
+
+def test_the_bundled_current_demo_is_what_the_tool_records(tmp_path: Path) -> None:
+    """dashmagic/demo/current.jsonl can be regenerated: the tool records the same requests."""
+    from dashmagic.recording.fingerprint import fingerprint_key
+    from dashmagic.testing.recordings import CURRENT_DEMO_PATH, record_current_demo
+
+    fresh = read_recording([record_current_demo(tmp_path / "current.jsonl")])
+    bundled = read_recording([CURRENT_DEMO_PATH])
+    assert [fingerprint_key(e.request) for e in fresh.exchanges] == [fingerprint_key(e.request) for e in bundled.exchanges]
+    assert all(e.status == 200 and e.complete for e in bundled.exchanges) and len(bundled.exchanges) == 12
