@@ -83,6 +83,8 @@ def plan_cell(
     plugins, unknown = parse_plugins(args.plugins if args.plugins is not None else ([] if tools else traits["plugins"]))
     _refuse_misspellings(unknown)
     stream = args.stream if args.stream is not None else (traits["stream"] if traits["stream"] is not None else in_kernel)
+    if args.stream is None and tools.get("code_interpreter"):
+        stream = True  # the interpreter runs only in streamed calls: a cell that did not choose streams
     return CellPlan(
         prompt=prompt,
         stream=bool(stream),

@@ -73,8 +73,12 @@ def test_help_opens_cleanly_and_shows_the_examples(shell) -> None:
     with capture_output() as cap:
         shell.run_line_magic("pinfo", "%%dashscope")
     text = re.sub(r"\x1b\[[0-9;]*m", "", cap.stdout)
-    first = [line for line in text.splitlines() if line.strip()][:2]
-    assert first == ["Docstring:", "Ask a DashScope model, with plugins, and show the plugin trace."]
+    first = [line for line in text.splitlines() if line.strip()][:4]
+    # Two lines on the two generations open the help, then the docstring's own first line.
+    assert first[0] == "Docstring:"
+    assert first[1].startswith("Today's tools (body parameters): --thinking, --code-interpreter, --search")
+    assert first[2].startswith("The older generation (the X-DashScope-Plugin header") and "--plugins" in first[2]
+    assert first[3] == "Ask a DashScope model, with plugins or today's built-in tools, and show the trace."
     assert "::" not in text.split("Examples", 1)[0]
     assert "12345*98765是多少" in text and "--plugins PLUGINS" in text and "%%dashscope [--plugins" in text
 
@@ -119,6 +123,11 @@ def _request(prompt: str, plugins: str, *, seed: int | None, stream: bool, syste
                        json.dumps(body).encode())
 
 
+def _seed_file() -> Path:
+    """The demo's seed exchanges (the plugin generation); the demo holds other files too."""
+    return Path(str(next(s for s in resolve_recordings("demo") if Path(str(s)).name == "seed.jsonl")))
+
+
 def _demo() -> Answers:
     return Answers(read_recording(resolve_recordings("demo")), STREAM_HEADERS)
 
@@ -141,7 +150,7 @@ def test_a_users_recording_stays_strict(tmp_path: Path) -> None:
     import shutil
 
     mine = tmp_path / "mine.jsonl"
-    shutil.copy(resolve_recordings("demo")[0], mine)  # the same exchanges, but not the demo
+    shutil.copy(_seed_file(), mine)  # the same exchanges, but not the demo
     answers = Answers(read_recording([mine]), STREAM_HEADERS)
     other_seed = _request("12345*98765是多少", "calculator", seed=7, stream=False)
     assert answers.match(other_seed) is None
@@ -154,7 +163,43 @@ def test_the_magic_names_the_miss_for_a_user_recording(shell, tmp_path: Path) ->
     import shutil
 
     mine = tmp_path / "mine.jsonl"
-    shutil.copy(resolve_recordings("demo")[0], mine)
+    shutil.copy(_seed_file(), mine)
     with capture_output():
         result = shell.run_cell(f"%dashscope --replay {mine} --plugins calculator --seed 7 12345*98765是多少")
     assert isinstance(result.error_in_exec, RecordingMiss) and "parameters.seed" in str(result.error_in_exec)
+
+
+CURRENT_FORMS = [
+    ("%%dashscope --thinking\nWhat is 1+1?", "reasoning"),
+    ("%%dashscope --code-interpreter\n123的21次方是多少？", "code_execution"),
+    ("%%dashscope --search --citations\nWho won the 2022 FIFA World Cup?", "search"),
+    ("%%dashscope --tools weather\nWhat's the weather like in Hangzhou and Beijing?", "function_call"),
+]
+
+
+@pytest.mark.parametrize("source, kind", CURRENT_FORMS, ids=[k for _, k in CURRENT_FORMS])
+def test_the_demo_answers_todays_generation(shell, monkeypatch, source: str, kind: str) -> None:
+    from dashmagic.testing.recordings import WEATHER_TOOL
+
+    monkeypatch.setenv("DASHMAGIC_MODE", "replay")
+    shell.user_ns["weather"] = WEATHER_TOOL
+    try:
+        with capture_output():
+            result = shell.run_cell(source.replace("\n", " --out t\n", 1))
+        assert result.error_in_exec is None, result.error_in_exec
+        trace = shell.user_ns["t"]
+        assert trace.status == "complete" and kind in [step.kind for step in trace.steps], trace.steps
+    finally:
+        for name in ("t", "weather"):
+            shell.user_ns.pop(name, None)
+
+
+def test_the_bundled_current_demo_is_what_the_tool_records(tmp_path: Path) -> None:
+    """dashmagic/demo/current.jsonl can be regenerated: the tool records the same requests."""
+    from dashmagic.recording.fingerprint import fingerprint_key
+    from dashmagic.testing.recordings import CURRENT_DEMO_PATH, record_current_demo
+
+    fresh = read_recording([record_current_demo(tmp_path / "current.jsonl")])
+    bundled = read_recording([CURRENT_DEMO_PATH])
+    assert [fingerprint_key(e.request) for e in fresh.exchanges] == [fingerprint_key(e.request) for e in bundled.exchanges]
+    assert all(e.status == 200 and e.complete for e in bundled.exchanges) and len(bundled.exchanges) == 12

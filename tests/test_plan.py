@@ -39,6 +39,12 @@ def test_stream_defaults_to_the_kernel() -> None:
     assert plan_cell(_args(stream=False), "x", TRAITS, {}, in_kernel=True).stream is False
 
 
+def test_the_code_interpreter_streams_unless_the_cell_says_otherwise() -> None:
+    # It runs only in streamed calls, so a terminal's default (no streaming) must not refuse it.
+    assert plan_cell(_args(code_interpreter=True), "x", TRAITS, {}, in_kernel=False).stream is True
+    assert plan_cell(_args(code_interpreter=True, stream=False), "x", TRAITS, {}, in_kernel=False).stream is False
+
+
 def test_record_and_replay_flags() -> None:
     assert plan_cell(_args(replay="demo"), "x", TRAITS, {}).client["mode"] == "replay"
     assert plan_cell(_args(record="r.jsonl"), "x", TRAITS, {}).client["recordings"] == "r.jsonl"

@@ -25,6 +25,10 @@ Beijing?``                                        ``tools``: calls it per city (
                                                   message, answers from their content
 ``杭州现在的天气如何？``                             the same with one call (location ``浙江省杭州市``)
 ``请问 1+1 是多少？``, ``What is 1+1?``              (thinking and) ``1 + 1 = **2**. …``
+the seed's chickens-and-rabbits question          with ``enable_code_interpreter``: thinking, code that
+(``scripts.CAGE_PROMPT``)                         prints ``33 67``, thinking, the answer (33 and 67)
+``What changed in pandas 3.0?``                   with ``enable_search``: four pandas.pydata.org
+                                                  sources (``PANDAS_SOURCES``), citations as above
 anything else                                     (thinking and) ``(fake DashScope) no scripted answer
                                                   for: <prompt>``
 ================================================  =================================================

@@ -19,7 +19,10 @@ from typing import Any
 
 __all__ = [
     "CI_PROMPTS",
+    "CAGE_PROMPT",
     "ONE_PLUS_ONE_PROMPTS",
+    "PANDAS_PROMPT",
+    "PANDAS_SOURCES",
     "SCRIPTS",
     "SEARCH_PROMPTS",
     "SEARCH_SOURCES",
@@ -168,6 +171,28 @@ def _power(turn: Turn) -> Plan:
     return Plan((*_thought(turn, "123^21 is large; multiplying by hand: 123^2 = 15129, 123^4 = 228886641, ..."), answer))
 
 
+# -- the seed's chickens and rabbits, in today's generation (the two generations side by side) -------
+
+CAGE_PROMPT = "有若干只鸡兔同在一个笼子里,从上面数,有100个头,从下面数,有334只脚。问笼中各有多少只鸡和兔?"
+_CAGE_CODE = (
+    "# heads: chickens + rabbits = 100; feet: 2*chickens + 4*rabbits = 334\n"
+    "rabbits = (334 - 2 * 100) // 2\n"
+    "chickens = 100 - rabbits\n"
+    "print(chickens, rabbits)\n"
+    "chickens, rabbits"
+)
+
+
+def _cage(turn: Turn) -> Plan:
+    answer = Say("笼中有33只鸡和67只兔子。(Check: 33 + 67 = 100 heads, 2×33 + 4×67 = 334 feet.)")
+    if turn.code_interpreter:
+        return Plan((Think("100 heads and 334 feet. If all 100 were chickens there would be 200 feet; each rabbit "
+                           "adds 2 more, so rabbits = (334 - 200) / 2. I will compute and check it with code."),
+                     Code(_CAGE_CODE, result_tokens=96),
+                     Think("The code gives 33 chickens and 67 rabbits, and the feet add up to 334."), answer))
+    return Plan((*_thought(turn, "Rabbits = (334 - 2*100) / 2 = 67, chickens = 100 - 67 = 33."), answer))
+
+
 # -- web search with five sources ------------------------------------------------------------------
 
 SEARCH_PROMPTS = frozenset({"Who won the 2022 FIFA World Cup?", "2022年世界杯冠军是谁？"})
@@ -208,6 +233,42 @@ def _world_cup(turn: Turn) -> Plan:
     strategy = turn.search_options.get("search_strategy")
     search = Search(SEARCH_SOURCES, strategy if isinstance(strategy, str) and strategy.startswith("agent") else None)
     return Plan((*_thought(turn, "The search results agree: Argentina beat France on penalties."), Say(text)), search)
+
+
+PANDAS_PROMPT = "What changed in pandas 3.0?"
+PANDAS_SOURCES: tuple[dict[str, Any], ...] = tuple(
+    {"index": i, "title": title, "url": url, "site_name": site, "icon": "https://pandas.pydata.org/static/img/favicon.ico"}
+    for i, (title, url, site) in enumerate(
+        [
+            ("What's new in 3.0.0", "https://pandas.pydata.org/docs/whatsnew/v3.0.0.html", "pandas documentation"),
+            ("PDEP-7: Consistent copy/view semantics in pandas with Copy-on-Write",
+             "https://pandas.pydata.org/pdeps/0007-copy-on-write.html", "pandas"),
+            ("PDEP-14: Dedicated string data type for pandas 3.0",
+             "https://pandas.pydata.org/pdeps/0014-string-dtype.html", "pandas"),
+            ("Copy-on-Write (CoW) user guide", "https://pandas.pydata.org/docs/user_guide/copy_on_write.html",
+             "pandas documentation"),
+        ],
+        start=1,
+    )
+)
+
+
+def _pandas3(turn: Turn) -> Plan:
+    if not turn.search:
+        return Plan((*_thought(turn, "Without a search I can only say what was planned for pandas 3.0."),
+                     Say("pandas 3.0 was planned to make Copy-on-Write the default and to add a dedicated string "
+                         "dtype; search the web (--search) for what was released.")))
+    text = (
+        f"pandas 3.0 brings two big changes{_cite(turn, 1)}:\n\n"
+        f"- **Copy-on-Write is the only mode**: any indexing result behaves as a copy, so chained assignment "
+        f"such as `df[\"a\"][0] = 1` no longer changes `df`; use `df.loc[0, \"a\"] = 1`{_cite(turn, 2, 4)}.\n"
+        f"- **A dedicated string dtype** is the default for text columns (`str`, backed by PyArrow when it is "
+        f"installed) instead of `object`{_cite(turn, 3)}.\n\n"
+        f"Features deprecated in the 2.x series were removed, so fix the warnings 2.x shows before upgrading{_cite(turn, 1)}."
+    )
+    strategy = turn.search_options.get("search_strategy")
+    search = Search(PANDAS_SOURCES, strategy if isinstance(strategy, str) and strategy.startswith("agent") else None)
+    return Plan((*_thought(turn, "The release notes and the two PDEPs agree on the main changes."), Say(text)), search)
 
 
 # -- the weather: a function-calling conversation --------------------------------------------------
@@ -254,6 +315,8 @@ def _default(turn: Turn) -> Plan:
 SCRIPTS: dict[str, Callable[[Turn], Plan]] = {
     **{p: _power for p in CI_PROMPTS},
     **{p: _world_cup for p in SEARCH_PROMPTS},
+    CAGE_PROMPT: _cage,
+    PANDAS_PROMPT: _pandas3,
     **{p: _weather for p in WEATHER_PROMPTS},
     **{p: _one_plus_one for p in ONE_PLUS_ONE_PROMPTS},
 }
