@@ -157,6 +157,12 @@ def progress_line(state: ProgressState, width: int = _BAR) -> str:
     return f"{bar}{_count(state)} · " + " · ".join(_parts(state))
 
 
+def final_bundle(state: ProgressState) -> dict[str, str]:
+    """What every view leaves in the saved notebook once the batch ends: the same line wherever
+    it ran (live or not), so a re-executed notebook compares equal under nbval."""
+    return {"text/plain": progress_line(state, width=0).lstrip(), "text/html": progress_html(state)}
+
+
 def progress_html(state: ProgressState) -> str:
     """The same as HTML: a ``<progress>`` bar and the counts (every value is a number we made)."""
     maximum = state.total if state.total else max(1, state.done)
@@ -214,7 +220,9 @@ class HtmlView:
             self._handle.update(self._bundle(state), raw=True)
 
     def close(self, state: ProgressState) -> None:
-        self.update(state)
+        if self._handle is None:
+            self.update(state)
+        self._handle.update(final_bundle(state), raw=True)
 
 
 class WidgetView:
@@ -257,7 +265,13 @@ class WidgetView:
             self._shown = True
 
     def close(self, state: ProgressState) -> None:
+        """The final state, then the bar is replaced by a static line: a saved notebook, GitHub or
+        nbconvert cannot draw a widget, and the summary must survive them."""
         self.update(state)
+        from IPython.display import display
+
+        self.box.close()
+        display(final_bundle(state), raw=True)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 class SummaryView:
@@ -271,11 +285,12 @@ class SummaryView:
         return None
 
     def close(self, state: ProgressState) -> None:
-        self.shown = progress_line(state, width=0).lstrip()
+        bundle = final_bundle(state)
+        self.shown = bundle["text/plain"]
         if self.ipython:
             from IPython.display import display
 
-            display({"text/plain": self.shown, "text/html": progress_html(state)}, raw=True)  # type: ignore[no-untyped-call, unused-ignore]
+            display(bundle, raw=True)  # type: ignore[no-untyped-call, unused-ignore]
         elif sys.stderr is not None:
             print(self.shown, file=sys.stderr)
 
@@ -325,18 +340,27 @@ class Reporter:
         self.updates += 1
 
 
-def _live_kernel() -> tuple[bool, bool]:
-    """(running under IPython, a kernel with a live frontend)."""
+def widget_frontend(shell: Any) -> bool:
+    """Whether a frontend that renders widgets is attached: a kernel a Jupyter server started
+    (it sets ``JPY_SESSION_NAME``) or VS Code's (``__vsc_ipynb_file__``). nbconvert, nbclient and
+    nbval start kernels too, but nothing would ever draw a widget there."""
+    if getattr(shell, "kernel", None) is None:
+        return False
+    return bool(os.environ.get("JPY_SESSION_NAME")) or "__vsc_ipynb_file__" in getattr(shell, "user_ns", {})
+
+
+def _live_kernel() -> tuple[bool, bool, bool]:
+    """(running under IPython, a kernel with live updates, a frontend that draws widgets)."""
     if "IPython" not in sys.modules:
-        return False, False
+        return False, False, False
     from IPython import get_ipython
 
     shell = get_ipython()
     if shell is None:
-        return False, False
+        return False, False, False
     kernel = getattr(shell, "kernel", None)
     live = os.environ.get("DASHMAGIC_LIVE", "1").strip().lower() not in ("0", "false", "no")
-    return True, kernel is not None and live
+    return True, kernel is not None and live, widget_frontend(shell)
 
 
 def choose_view(progress: Any, *, live: bool | None = None) -> ProgressView:
@@ -348,14 +372,16 @@ def choose_view(progress: Any, *, live: bool | None = None) -> ProgressView:
         return NullView()
     if callable(progress):
         return CallbackView(progress)
-    in_ipython, kernel_live = _live_kernel()
+    in_ipython, kernel_live, widgets_drawn = _live_kernel()
     if live is not None:
         kernel_live = live
-    if kernel_live:
+    if kernel_live and widgets_drawn:
         try:
             return WidgetView()
         except ImportError:
             return HtmlView()
+    if kernel_live:
+        return HtmlView()  # a live output without a widget frontend (nbclient): one HTML output
     if not in_ipython and sys.stderr is not None and sys.stderr.isatty():
         return TextView()
     if in_ipython or progress is True:

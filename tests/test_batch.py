@@ -275,15 +275,21 @@ def test_watch_drives_an_ipywidgets_bar_when_the_library_is_there(
         def _repr_mimebundle_(self, **_: Any) -> dict[str, str]:
             return {"text/plain": "a widget"}
 
+        def close(self) -> None:
+            self.closed = True
+
     stand_in = types.ModuleType("ipywidgets")
     stand_in.IntProgress = stand_in.HTML = stand_in.HBox = Widget  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "ipywidgets", stand_in)
+    monkeypatch.setattr("dashmagic.progress._live_kernel", lambda: (True, True, True))  # a Jupyter server's kernel
     with batch.submit(PROMPTS, **opts(fake)) as job, capture_output() as captured:
         job.watch(poll=0.01, live=True)
-    bar, label = made[0], made[1]
+    bar, label, box = made[0], made[1], made[2]
     assert (bar.value, bar.max, bar.bar_style) == (4, 4, "danger")  # one row failed
     assert "3 ok · 1 failed" in label.value
-    assert [o.data["text/plain"] for o in captured.outputs] == ["a widget"]  # shown once, then updated
+    # Shown once and updated in place, then replaced by a static final line (saved notebooks).
+    texts = [o.data["text/plain"] for o in captured.outputs]
+    assert texts[0] == "a widget" and len(texts) == 2 and "3 ok · 1 failed" in texts[1] and box.closed
 
 
 def test_progress_html_escapes_what_the_server_sent() -> None:

@@ -65,7 +65,11 @@ def test_the_throttle_counts_from_the_end_of_a_render() -> None:
 class FakeWidget:
     def __init__(self, *children: Any, **traits: Any) -> None:
         self.children = children
+        self.closed = False
         self.__dict__.update(traits)
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class FakeWidgets:
@@ -81,7 +85,9 @@ def test_widget_state_follows_the_batch(monkeypatch: pytest.MonkeyPatch) -> None
     assert "2/5" in view.state()["label"] and "1 retrying" in view.state()["label"]
     view.close(ProgressState(total=5, done=5, failed=1, finished=True))
     assert view.state()["bar_style"] == "danger" and view.state()["value"] == 5
-    assert shown == [view.box]  # displayed once, then updated in place
+    # The bar gives way to a static line, so a saved notebook (no widget state) keeps the summary.
+    assert view.box.closed and "5/5" in shown[-1]["text/plain"] and "text/html" in shown[-1]
+    assert shown[0] is view.box and len(shown) == 2  # displayed once, updated in place, then the line
 
 
 def test_terminal_bar_rewrites_one_line() -> None:
@@ -96,7 +102,12 @@ def test_terminal_bar_rewrites_one_line() -> None:
 def test_views_are_chosen_by_where_the_batch_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(choose_view(False), NullView)
     assert isinstance(choose_view(print), CallbackView)
-    live = choose_view(None, live=True)
+    # A live kernel that nothing draws widgets in (nbclient, nbconvert): one HTML output.
+    monkeypatch.setattr("dashmagic.progress._live_kernel", lambda: (True, True, False))
+    assert isinstance(choose_view(None), HtmlView)
+    # A Jupyter server's or VS Code's kernel: the widget, when ipywidgets is installed.
+    monkeypatch.setattr("dashmagic.progress._live_kernel", lambda: (True, True, True))
+    live = choose_view(None)
     try:
         import ipywidgets  # noqa: F401
     except ImportError:
