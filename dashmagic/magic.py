@@ -319,10 +319,11 @@ class DashScopeMagics(Magics):
     def _widgets_wanted(self) -> bool:
         if self.widgets is not None:
             return bool(self.widgets) and _in_kernel(self.shell)
-        # nbval runs with DASHMAGIC_LIVE=0 (so _live() is off); nbconvert/nbclient kernels are not
-        # started by a Jupyter server (JPY_SESSION_NAME) nor by VS Code (__vsc_ipynb_file__).
-        frontend = bool(os.environ.get("JPY_SESSION_NAME")) or "__vsc_ipynb_file__" in getattr(self.shell, "user_ns", {})
-        return self._live() and frontend
+        from .progress import widget_frontend
+
+        # nbval runs with DASHMAGIC_LIVE=0 (so _live() is off); nbconvert/nbclient kernels have no
+        # frontend that draws widgets.
+        return self._live() and widget_frontend(self.shell)
 
     @property
     def _user_ns(self) -> dict[str, Any]:
