@@ -240,10 +240,7 @@ class WidgetView:
     def _apply(self, state: ProgressState) -> None:
         self.bar.max = state.total if state.total else max(1, state.done)
         self.bar.value = state.done
-        # Each part unbreakable: in a narrow cell the label wraps between parts, never inside
-        # one (JupyterLab showed "ETA 16" on one line and "s" on the next).
-        self.label.value = " · ".join(f'<span style="white-space:nowrap">{html.escape(part)}</span>'
-                                      for part in [_count(state), *_parts(state)])
+        self.label.value = html.escape(" · ".join([_count(state), *_parts(state)]))
         if state.finished:
             self.bar.bar_style = "danger" if state.failed or state.interrupted else "success"
         elif state.retrying:
