@@ -23,7 +23,7 @@ from typing import Any
 from .local_run import invisible_warning, joined_code
 from .trace import Trace
 
-__all__ = ["TraceControls", "trace_controls", "widgets_available"]
+__all__ = ["TraceControls", "local_run_bundle", "trace_controls", "widgets_available"]
 
 NEW_CELL_NOTE = (
     "Queued: the code appears in a new cell below the next cell you run (a button cannot add a cell "
@@ -68,9 +68,36 @@ class TraceControls:
         return self.trace
 
 
+class _Bundle:
+    """A ready mimebundle for ``Output.append_display_data`` (which calls the display formatter)."""
+
+    def __init__(self, data: dict[str, str]) -> None:
+        self.data = data
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return self.data
+
+
 def _note(text: str) -> str:
     # Everything here can hold model text: escaped, never markup.
     return f"<span>{html.escape(text)}</span>"
+
+
+def local_run_bundle(trace: Trace) -> dict[str, str]:
+    """Only the trace's newest local run, as a display bundle: the trace itself is already on
+    screen right above the controls, so showing it again (the first version did) doubled every
+    step, answer and footer under the buttons (seen in a real JupyterLab)."""
+    from .render._style import CSS
+    from .render.html import mark_invisible_html
+    from .render.steps import step_view
+
+    runs = trace.local_runs
+    if not runs:
+        return {"text/plain": "(nothing ran)"}
+    run = runs[-1]
+    view = step_view(run)
+    markup = f'<div class="dashmagic-trace"><style>{CSS}</style>{view.html(run, trace, None)}</div>'
+    return {"text/html": mark_invisible_html(markup), "text/plain": "\n".join(view.text(run, trace, None))}
 
 
 def trace_controls(trace: Trace, shell: Any, *, run_locally: Callable[[Trace], Trace]) -> Any | None:
@@ -105,7 +132,7 @@ def trace_controls(trace: Trace, shell: Any, *, run_locally: Callable[[Trace], T
         else:
             status.value = _note("")
             output.clear_output()
-            output.append_display_data(result)
+            output.append_display_data(_Bundle(local_run_bundle(result)))
         finally:
             run.disabled = False
 

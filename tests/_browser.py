@@ -343,3 +343,126 @@ def github_filter(markup: str) -> str:
     """HTML as GitHub's notebook viewer filters it: no ``<style>``, no ``style``, ``id`` or
     ``class`` attributes (classes are dropped wholesale here: the strictest reading)."""
     return _Refilter(frozenset({"style", "id", "class"})).run(markup)
+
+
+# -- a real JupyterLab server on loopback (opt-in: DASHMAGIC_JUPYTER_LAB) -------------------------
+
+
+def lab_kernel_python(jupyter: str) -> str:
+    """The interpreter for the kernel: the JupyterLab venv's own python when it has ipywidgets
+    (widgets need the kernel side and the lab extension from the same install), else this one."""
+    import subprocess
+    import sys
+
+    candidate = Path(jupyter).parent / "python"
+    if candidate.is_file():
+        probe = subprocess.run([str(candidate), "-c", "import ipywidgets, requests"], capture_output=True, timeout=60)
+        if probe.returncode == 0:
+            return str(candidate)
+    return sys.executable
+
+
+@contextmanager
+def jupyter_lab(
+    jupyter: str, root: Path, *, kernel_python: str, kernel_env: dict[str, str], theme: Theme = "light"
+) -> Iterator[str]:
+    """A JupyterLab server on 127.0.0.1 serving ``root`` (token ``dm``), with one kernelspec
+    ``dm`` that runs ``kernel_python`` with ``kernel_env``; yields its base URL.
+
+    Everything (config, data, runtime, user settings) lives under ``root``; news and update
+    checks are off, so the page asks nothing of the network. Waits are bounded (60 s to answer).
+    """
+    import json
+    import socket
+    import subprocess
+    import time
+
+    kernels = root / "data" / "kernels" / "dm"
+    kernels.mkdir(parents=True, exist_ok=True)
+    (kernels / "kernel.json").write_text(json.dumps({
+        "argv": [kernel_python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "dashmagic under test", "language": "python", "env": kernel_env,
+    }))
+    set_lab_theme(root, theme)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "JUPYTER_PATH": str(root / "data"), "JUPYTER_CONFIG_DIR": str(root / "cfg"),
+           "JUPYTER_RUNTIME_DIR": str(root / "run"), "JUPYTER_DATA_DIR": str(root / "data"),
+           "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(root / "ws")}
+    server = subprocess.Popen(
+        [jupyter, "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+         "--IdentityProvider.token=dm", f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(120):  # bounded: 60 s for the server to answer
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+
+def set_lab_theme(root: Path, theme: Theme) -> None:
+    """JupyterLab's theme, as a user setting (read when the page loads: reload to apply)."""
+    import json
+
+    settings = root / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    name = "JupyterLab Light" if theme == "light" else "JupyterLab Dark"
+    (settings / "themes.jupyterlab-settings").write_text(json.dumps({"theme": name}))
+    # No "get notified about Jupyter news?" toast over the outputs (and no fetch of the news).
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+
+
+def lab_notebook(root: Path, name: str, cells: list[str]) -> Path:
+    """A notebook of code cells on the ``dm`` kernelspec."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "dm", "display_name": "dm", "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    path = root / name
+    nbformat.write(nb, path)
+    return path
+
+
+def lab_open(context: Any, base: str, name: str) -> Any:
+    """Open notebook ``name`` in a new tab and wait (bounded) until its kernel is idle."""
+    page = context.new_page()
+    # ``reset``: a fresh workspace, so notebooks opened by earlier tabs are not restored beside it
+    page.goto(f"{base}/lab/tree/{name}?token=dm&reset", wait_until="domcontentloaded", timeout=90_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    page.wait_for_selector(".jp-StatusBar-TextItem:has-text('| Idle')", timeout=90_000)
+    return page
+
+
+def lab_run_cell(page: Any, index: int, done: str | None = None, timeout: float = 30.0) -> None:
+    """Run cell ``index`` (click its editor, Shift+Enter). ``done``: a selector, inside the cell,
+    that shows it ran; a keypress that lands while the kernel is still starting is lost, so the
+    run is retried (bounded: 3 tries). Without ``done``, the cell's execution count is awaited."""
+    cell = f".jp-Notebook .jp-Cell >> nth={index}"
+    for attempt in range(3):
+        page.click(f"{cell} >> .jp-InputArea-editor")
+        page.keyboard.press("Shift+Enter")
+        try:
+            if done is not None:
+                page.locator(cell).locator(done).first.wait_for(state="attached", timeout=timeout * 1000)
+            else:
+                page.wait_for_function(
+                    "i => { const c = document.querySelectorAll('.jp-Notebook .jp-Cell')[i];"
+                    " const p = c && c.querySelector('.jp-InputPrompt');"
+                    " return p && /\\[\\d+\\]/.test(p.textContent); }", arg=index, timeout=timeout * 1000)
+            return
+        except Exception:  # playwright's TimeoutError: try again
+            if attempt == 2:
+                raise
