@@ -85,20 +85,28 @@ def pool(url: str, n: int, concurrency: int, sdk: bool) -> tuple[float, int, int
 
 
 MEMORY = """
-import resource, sys
+import gc, resource, sys, tracemalloc
 import dashmagic
 url, n = sys.argv[1], int(sys.argv[2])
 with dashmagic.Client(api_key="sk-test", base_url=url, rpm=10**9) as c:
+    c.map(["warm up"] * 8, concurrency=8, progress=False)  # imports, connections, renderers
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
     ts = c.map([f"classify review {i}" for i in range(n)], concurrency=8, progress=False)
+    gc.collect()
+    kept, peak = tracemalloc.get_traced_memory()
 assert sum(t.ok for t in ts) == n
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, kept - before, peak - before)
 """
 
 
-def peak_rss(url: str, n: int) -> int:
+def peak_rss(url: str, n: int) -> tuple[int, int, int]:
+    """(peak RSS, bytes still allocated while the results are kept, peak bytes allocated during map)."""
     env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", MEMORY, url, str(n)], capture_output=True, text=True, env=env, check=True)
-    return int(out.stdout.strip())
+    rss, kept, peak = (int(v) for v in out.stdout.split())
+    return rss, kept, peak
 
 
 def main() -> None:
@@ -107,9 +115,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--sizes", default="200,1000,5000")
     parser.add_argument("--memory", default="1000,10000")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory measurement")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(machine())
+    if args.memory_only:
+        return memory(args.memory)
     print(f"\nrate-bound: server {args.rate:g} req/s, latency {args.latency:g} s, map concurrency 16, rpm = rate x 60")
     print("| N | wall s | ideal N/rate s | ratio | requests/prompt | CPU ms/prompt | failed |\n|---|---|---|---|---|---|---|")
     with server(args.latency, args.rate) as fake:
@@ -139,11 +150,17 @@ def main() -> None:
         for name, sdk in (("dashmagic.run", False), ("SDK Generation.call", True)):
             wall, failed, _ = pool(fake.base_url, n, 8, sdk)
             print(f"| ThreadPoolExecutor(8) over {name}, N={n} | {wall:.2f} | ratio to map {wall / base:.2f} | failed {failed} |")
-    small, big = (int(s) for s in args.memory.split(","))
+    memory(args.memory)
+
+
+def memory(sizes: str) -> None:
+    small, big = (int(s) for s in sizes.split(","))
     with server(0.0, None) as fake:
-        a, b = peak_rss(fake.base_url, small), peak_rss(fake.base_url, big)
-    print(f"\npeak RSS: {small:,} prompts {a / 2**20:.1f} MiB, {big:,} prompts {b / 2**20:.1f} MiB; "
-          f"growth {(b - a) / 2**20:.1f} MiB = {(b - a) / (big - small):,.0f} bytes per extra row")
+        (rss_a, kept_a, peak_a), (rss_b, kept_b, peak_b) = peak_rss(fake.base_url, small), peak_rss(fake.base_url, big)
+    print(f"\nmemory (tracemalloc, after a warm-up): {small:,} prompts keep {kept_a / 2**20:.1f} MiB "
+          f"(peak {peak_a / 2**20:.1f}), {big:,} keep {kept_b / 2**20:.1f} MiB (peak {peak_b / 2**20:.1f}); "
+          f"{kept_b / big:,.0f} bytes kept per row, growth {(kept_b - kept_a) / (big - small):,.0f} bytes per extra "
+          f"row; peak over kept {peak_b / max(kept_b, 1):.2f}x. Peak RSS {rss_a / 2**20:.1f} / {rss_b / 2**20:.1f} MiB.")
 
 
 if __name__ == "__main__":
