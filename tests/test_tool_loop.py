@@ -181,6 +181,25 @@ def test_record_then_replay_runs_nothing(fake_dashscope: Any, tmp_path: Path) ->
     assert [r.status for r in replayed.tool_runs] == ["replayed", "replayed"]
 
 
+def test_the_same_call_approved_then_declined_replays_each_as_recorded(fake_dashscope: Any, tmp_path: Path) -> None:
+    """The fake's call ids are deterministic, so one recording holds the same call id twice, with
+    two results: each replayed conversation must get its own, not the last one written."""
+    path = tmp_path / "loop.jsonl"
+    for approve in ("all", lambda run: False):
+        dashmagic.run("杭州现在的天气如何？", tools=[get_current_weather], approve=approve, mode="record",
+                      recordings=str(path), **_kw(fake_dashscope))
+    ran.clear()
+    approved, declined = (
+        dashmagic.run("杭州现在的天气如何？", tools=[get_current_weather], approve=approve, mode="replay",
+                      recordings=str(path))
+        for approve in ("all", lambda run: False)
+    )
+    assert ran == [] and approved.ok and declined.ok
+    assert approved.tool_runs[0].status == "replayed" and "21" in (approved.tool_runs[0].result or "")
+    assert declined.tool_runs[0].status == "declined"
+    assert approved.tool_runs[0].call_id == declined.tool_runs[0].call_id
+
+
 def test_a_changed_result_on_a_recorded_rerun_is_noted(fake_dashscope: Any, tmp_path: Path) -> None:
     path = tmp_path / "loop.jsonl"
     dashmagic.run("杭州现在的天气如何？", tools=[get_current_weather], approve="all", mode="record",
