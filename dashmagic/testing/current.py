@@ -25,6 +25,11 @@ Beijing?``                                        ``tools``: calls it per city (
                                                   message, answers from their content
 ``杭州现在的天气如何？``                             the same with one call (location ``浙江省杭州市``)
 ``请问 1+1 是多少？``, ``What is 1+1?``              (thinking and) ``1 + 1 = **2**. …``
+``SALES_BEST``, ``SALES_CHANGE`` (scripts.py;     with functions named ``*top*`` and ``*change*``: the
+notebook 06)                                      ranking, then the best region's change, answered from
+                                                  the results (or saying it was declined); ``change``
+                                                  with full month names, retried with short ones after
+                                                  an ``Error:`` result
 anything else                                     (thinking and) ``(fake DashScope) no scripted answer
                                                   for: <prompt>``
 ================================================  =================================================
