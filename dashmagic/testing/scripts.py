@@ -294,6 +294,8 @@ def _sales_best(turn: Turn) -> Plan:
     ranking = _call(top, n=2)
     if ranking.id not in turn.tool_results:
         return Plan((*_thought(turn, f"First the ranking: I will call {top} with n=2."), Calls((ranking,))))
+    if turn.tool_results[ranking.id].startswith(_DECLINED_PREFIX):
+        return Plan((Say(f"You declined the call to `{top}`, so I have no ranking to answer from."),))
     best = _best_region(turn.tool_results[ranking.id])
     ranked = _ranking(turn.tool_results[ranking.id])
     if best is None:
@@ -324,8 +326,8 @@ def _sales_change(turn: Turn) -> Plan:
     if _failed(result):
         short = _call(change, region="North", month_from="Jan", month_to="Apr")
         if short.id not in turn.tool_results:
-            return Plan((*_thought(turn, f"The tool refused: {result[:160]} I will try the short month "
-                                         "names, Jan and Apr."), Calls((short,))))
+            return Plan((*_thought(turn, f"The call failed ({result.removeprefix('Error: ')[:160]}). "
+                                         "I will try the short month names, Jan and Apr."), Calls((short,))))
         result = turn.tool_results[short.id]
         if _failed(result):
             return Plan((Say(f"The tool failed twice, so I have no figure: {result[:200]}"),))
