@@ -249,6 +249,24 @@ def test_the_widget_buttons_approve_and_reject(fake_dashscope: Any) -> None:
         assert finished[-1].tool_runs[0].approval == ("approved" if approved else "rejected")
 
 
+def test_a_later_round_waiting_again_reaches_the_screen(fake_dashscope: Any) -> None:
+    """Round 2 asks again: the snapshot the loop stops at goes to ``pause`` (the magic's unthrottled
+    close), else a throttled display kept the first round's "not run yet" until the next click."""
+    pytest.importorskip("ipywidgets", reason="the buttons need ipywidgets")
+    from dashmagic.tool_approval import approval_controls
+
+    paused: list[Any] = []
+    with dashmagic.Client(**_kw(fake_dashscope)) as client:
+        loop = client.tool_loop(WEATHER, tools=[get_current_weather], defer=True, ask=lambda run: None)
+        list(loop.run())
+        box = approval_controls(loop, lambda t: None, lambda t, e: None, pause=paused.append)
+        box.children[0].children[1].click()
+    assert ran == ["Hangzhou"] and len(paused) == 1
+    first, second = paused[0].tool_runs
+    assert first.status == "ok" and second.approval == "pending" and loop.pending
+    assert "Beijing" in box.children[0].children[0].value  # the new row asks about round 2
+
+
 def test_without_widgets_the_magic_degrades_to_approve_up_front(shell: Any, fake_env: Any) -> None:
     from IPython.utils.capture import capture_output
 
