@@ -297,9 +297,13 @@ class ToolLoop:
             self._runs = [self._approval(r) for r in runs]
             if self.pending:
                 if self.defer:
+                    # The note is for this snapshot only, and taken back before the yield: a
+                    # consumer that stops here (the buttons' callback breaks on pending) never
+                    # resumes the generator, which left the note in every later snapshot.
                     self._notes.append("Waiting for your approval below: nothing runs until you answer.")
-                    yield self._combined(final, status="partial")
+                    waiting = self._combined(final, status="partial")
                     self._notes.pop()
+                    yield waiting
                     return
                 self._runs = [self._needed(r) if r.approval == "pending" else r for r in self._runs]
             call = yield from self._run_tools(final)

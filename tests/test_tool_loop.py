@@ -256,15 +256,21 @@ def test_a_later_round_waiting_again_reaches_the_screen(fake_dashscope: Any) -> 
     from dashmagic.tool_approval import approval_controls
 
     paused: list[Any] = []
+    finished: list[Any] = []
     with dashmagic.Client(**_kw(fake_dashscope)) as client:
         loop = client.tool_loop(WEATHER, tools=[get_current_weather], defer=True, ask=lambda run: None)
         list(loop.run())
-        box = approval_controls(loop, lambda t: None, lambda t, e: None, pause=paused.append)
+        box = approval_controls(loop, lambda t: None, lambda t, e: finished.append(t), pause=paused.append)
         box.children[0].children[1].click()
-    assert ran == ["Hangzhou"] and len(paused) == 1
-    first, second = paused[0].tool_runs
-    assert first.status == "ok" and second.approval == "pending" and loop.pending
-    assert "Beijing" in box.children[0].children[0].value  # the new row asks about round 2
+        assert ran == ["Hangzhou"] and len(paused) == 1
+        first, second = paused[0].tool_runs
+        assert first.status == "ok" and second.approval == "pending" and loop.pending
+        assert "Beijing" in box.children[0].children[0].value  # the new row asks about round 2
+        assert any("Waiting for your approval" in n for n in paused[0].notes)
+        box.children[0].children[1].click()
+    assert ran == ["Hangzhou", "Beijing"] and finished and finished[-1].ok
+    # The note was for the waiting snapshots: the finished trace does not say it still waits.
+    assert not any("Waiting for your approval" in n for n in finished[-1].notes), finished[-1].notes
 
 
 def test_without_widgets_the_magic_degrades_to_approve_up_front(shell: Any, fake_env: Any) -> None:
