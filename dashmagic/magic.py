@@ -422,7 +422,7 @@ class DashScopeMagics(Magics):
                 self._chat.extend(final.turn())
             loop.client.close()
 
-        box = approval_controls(loop, view.show, done)
+        box = approval_controls(loop, view.show, done, pause=view.close)  # close: sent now, not throttled
         if box is not None:
             self.last_controls = box
             _display()(box)

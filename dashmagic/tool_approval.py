@@ -27,10 +27,16 @@ def widgets_available() -> bool:
 
 
 def approval_controls(
-    loop: ToolLoop, show: Callable[[Trace], None], done: Callable[[Trace, Exception | None], None]
+    loop: ToolLoop,
+    show: Callable[[Trace], None],
+    done: Callable[[Trace, Exception | None], None],
+    pause: Callable[[Trace], None] | None = None,
 ) -> Any:
     """A VBox with one row per pending call; ``show`` gets every snapshot of the continued loop,
-    ``done`` the final trace (and the error that ended it, if any). None without ipywidgets."""
+    ``done`` the final trace (and the error that ended it, if any), ``pause`` the snapshot the
+    loop stopped at when a later round waits for approval again: it must reach the screen now
+    (a throttled ``show`` may have held it back, and nothing else follows until the next click).
+    None without ipywidgets."""
     try:
         import ipywidgets as widgets
     except ImportError:
@@ -68,6 +74,8 @@ def approval_controls(
                 error = exc
                 final = getattr(exc, "trace", None) or final
             if loop.pending:
+                if final is not None:
+                    (pause or show)(final)
                 box.children = rows()
                 return
             box.children = [widgets.Label(value="Done: every call was answered.")]

@@ -147,7 +147,12 @@ def _one_line(exc: BaseException) -> str:
 
 def recorded_results(recordings: Any) -> dict[str, str]:
     """``tool_call_id`` → content, and ``name\\0arguments`` → content, from every ``role: tool``
-    message the recorded requests sent (later rounds carry the results of earlier ones)."""
+    message the recorded requests sent (later rounds carry the results of earlier ones).
+
+    One recording can hold the same call twice (the same question asked in two cells, approved in
+    one, declined in the other; the same id when the ids are deterministic, as the fake's are).
+    A replayed call was approved (a declined one is never looked up), so a result that ran wins
+    over a "declined", whatever their order in the file."""
     from .recording.store import read_recording, resolve_recordings
 
     found: dict[str, str] = {}
@@ -175,9 +180,14 @@ def _index_messages(messages: list[Any], found: dict[str, str]) -> None:
                 calls[str(call.get("id"))] = f"{function.get('name')}\0{function.get('arguments')}"
         if message.get("role") == "tool" and isinstance(message.get("content"), str):
             ident = str(message.get("tool_call_id"))
-            found[ident] = message["content"]
+            _keep(found, ident, message["content"])
             if ident in calls:
-                found[calls[ident]] = message["content"]
+                _keep(found, calls[ident], message["content"])
+
+
+def _keep(found: dict[str, str], key: str, content: str) -> None:
+    if content != DECLINED or key not in found:
+        found[key] = content
 
 
 def _recorded_state(content: str) -> tuple[str, str, str | None]:
@@ -287,9 +297,13 @@ class ToolLoop:
             self._runs = [self._approval(r) for r in runs]
             if self.pending:
                 if self.defer:
+                    # The note is for this snapshot only, and taken back before the yield: a
+                    # consumer that stops here (the buttons' callback breaks on pending) never
+                    # resumes the generator, which left the note in every later snapshot.
                     self._notes.append("Waiting for your approval below: nothing runs until you answer.")
-                    yield self._combined(final, status="partial")
+                    waiting = self._combined(final, status="partial")
                     self._notes.pop()
+                    yield waiting
                     return
                 self._runs = [self._needed(r) if r.approval == "pending" else r for r in self._runs]
             call = yield from self._run_tools(final)

@@ -35,7 +35,10 @@ nbclient = pytest.importorskip("nbclient")
 
 ROOT = Path(__file__).resolve().parent.parent
 NB_DIR = ROOT / "notebooks"
-NOTEBOOKS = ("01-quickstart", "02-plugin-tour", "03-teaching-walkthrough", "04-current-tools", "05-many-prompts")
+NOTEBOOKS = (
+    "01-quickstart", "02-plugin-tour", "03-teaching-walkthrough", "04-current-tools", "05-many-prompts",
+    "06-your-functions-as-tools",
+)
 SANITIZE = NB_DIR / "sanitize.cfg"
 SCREENSHOT = ROOT / "docs" / "screenshots" / "quickstart.png"
 CANARY = "sk-canary-notebooks-0123456789abcdef"

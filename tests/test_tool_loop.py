@@ -181,6 +181,25 @@ def test_record_then_replay_runs_nothing(fake_dashscope: Any, tmp_path: Path) ->
     assert [r.status for r in replayed.tool_runs] == ["replayed", "replayed"]
 
 
+def test_the_same_call_approved_then_declined_replays_each_as_recorded(fake_dashscope: Any, tmp_path: Path) -> None:
+    """The fake's call ids are deterministic, so one recording holds the same call id twice, with
+    two results: each replayed conversation must get its own, not the last one written."""
+    path = tmp_path / "loop.jsonl"
+    for approve in ("all", lambda run: False):
+        dashmagic.run("杭州现在的天气如何？", tools=[get_current_weather], approve=approve, mode="record",
+                      recordings=str(path), **_kw(fake_dashscope))
+    ran.clear()
+    approved, declined = (
+        dashmagic.run("杭州现在的天气如何？", tools=[get_current_weather], approve=approve, mode="replay",
+                      recordings=str(path))
+        for approve in ("all", lambda run: False)
+    )
+    assert ran == [] and approved.ok and declined.ok
+    assert approved.tool_runs[0].status == "replayed" and "21" in (approved.tool_runs[0].result or "")
+    assert declined.tool_runs[0].status == "declined"
+    assert approved.tool_runs[0].call_id == declined.tool_runs[0].call_id
+
+
 def test_a_changed_result_on_a_recorded_rerun_is_noted(fake_dashscope: Any, tmp_path: Path) -> None:
     path = tmp_path / "loop.jsonl"
     dashmagic.run("杭州现在的天气如何？", tools=[get_current_weather], approve="all", mode="record",
@@ -228,6 +247,30 @@ def test_the_widget_buttons_approve_and_reject(fake_dashscope: Any) -> None:
             button.click()
         assert finished and finished[-1].ok and (ran == ["浙江省杭州市"]) is approved
         assert finished[-1].tool_runs[0].approval == ("approved" if approved else "rejected")
+
+
+def test_a_later_round_waiting_again_reaches_the_screen(fake_dashscope: Any) -> None:
+    """Round 2 asks again: the snapshot the loop stops at goes to ``pause`` (the magic's unthrottled
+    close), else a throttled display kept the first round's "not run yet" until the next click."""
+    pytest.importorskip("ipywidgets", reason="the buttons need ipywidgets")
+    from dashmagic.tool_approval import approval_controls
+
+    paused: list[Any] = []
+    finished: list[Any] = []
+    with dashmagic.Client(**_kw(fake_dashscope)) as client:
+        loop = client.tool_loop(WEATHER, tools=[get_current_weather], defer=True, ask=lambda run: None)
+        list(loop.run())
+        box = approval_controls(loop, lambda t: None, lambda t, e: finished.append(t), pause=paused.append)
+        box.children[0].children[1].click()
+        assert ran == ["Hangzhou"] and len(paused) == 1
+        first, second = paused[0].tool_runs
+        assert first.status == "ok" and second.approval == "pending" and loop.pending
+        assert "Beijing" in box.children[0].children[0].value  # the new row asks about round 2
+        assert any("Waiting for your approval" in n for n in paused[0].notes)
+        box.children[0].children[1].click()
+    assert ran == ["Hangzhou", "Beijing"] and finished and finished[-1].ok
+    # The note was for the waiting snapshots: the finished trace does not say it still waits.
+    assert not any("Waiting for your approval" in n for n in finished[-1].notes), finished[-1].notes
 
 
 def test_without_widgets_the_magic_degrades_to_approve_up_front(shell: Any, fake_env: Any) -> None:

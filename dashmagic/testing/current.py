@@ -29,6 +29,11 @@ the seed's chickens-and-rabbits question          with ``enable_code_interpreter
 (``scripts.CAGE_PROMPT``)                         prints ``33 67``, thinking, the answer (33 and 67)
 ``What changed in pandas 3.0?``                   with ``enable_search``: four pandas.pydata.org
                                                   sources (``PANDAS_SOURCES``), citations as above
+``SALES_BEST``, ``SALES_CHANGE`` (scripts.py;     with functions named ``*top*`` and ``*change*``: the
+notebook 06)                                      ranking, then the best region's change, answered from
+                                                  the results (or saying it was declined); ``change``
+                                                  with full month names, retried with short ones after
+                                                  an ``Error:`` result
 anything else                                     (thinking and) ``(fake DashScope) no scripted answer
                                                   for: <prompt>``
 ================================================  =================================================

@@ -25,6 +25,9 @@ __all__ = [
     "PANDAS_SOURCES",
     "SCRIPTS",
     "SEARCH_PROMPTS",
+    "SALES_BEST",
+    "SALES_CHANGE",
+    "SALES_PROMPTS",
     "SEARCH_SOURCES",
     "WEATHER_PROMPTS",
     "Calls",
@@ -296,6 +299,104 @@ def _weather(turn: Turn) -> Plan:
                  Say("Here is the current weather:\n" + "\n".join(lines))))
 
 
+# -- sales by region (notebooks/06): two functions, an error to recover from, a declined call ---------
+
+#: Prompts of notebook 06, with functions whose names contain ``top`` and ``change`` in ``tools``.
+SALES_BEST = "Which two regions sold the most, and how did the best of them change from Jan to Apr?"
+SALES_CHANGE = "How did sales in the North change from January to April?"
+SALES_PROMPTS = frozenset({SALES_BEST, SALES_CHANGE})
+_DECLINED_PREFIX = "The user declined"  # tool_loop.DECLINED, not imported: the fake stands alone
+
+
+def _loads(text: str) -> Any:
+    """The tool's JSON result, or None (it is untrusted text, parsed only when short)."""
+    if len(text) > 20_000:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _best_region(result: str) -> str | None:
+    """``region`` of the first entry of a ``top_regions`` result (a JSON list of objects)."""
+    value = _loads(result)
+    first = value[0] if isinstance(value, list) and value else None
+    region = first.get("region") if isinstance(first, dict) else None
+    return region[:60] if isinstance(region, str) and region else None
+
+
+def _ranking(result: str) -> str:
+    value = _loads(result)
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return ", ".join(f"{str(v.get('region'))[:60]} ({v.get('total')})" for v in value[:10])
+    return result[:200]
+
+
+def _change_text(result: str) -> str:
+    value = _loads(result)
+    if isinstance(value, dict) and {"region", "from", "to", "change_pct"} <= set(value):
+        pct = value["change_pct"]
+        word = "rose" if isinstance(pct, (int, float)) and pct >= 0 else "fell"
+        return (f"{str(value['region'])[:60]} {word} from {value['from']} to {value['to']} "
+                f"({'+' if word == 'rose' else ''}{pct}%)")
+    return result[:200]
+
+
+def _failed(result: str) -> bool:
+    return result.startswith(("Error:", "Invalid call:"))
+
+
+def _sales_best(turn: Turn) -> Plan:
+    """top_regions(n=2), then change(best region, Jan → Apr), then the answer from both results."""
+    top, change = turn.tool_named("top"), turn.tool_named("change")
+    if top is None or change is None:
+        return Plan((Say("I need a ranking tool and a change tool to answer from your data."),))
+    ranking = _call(top, n=2)
+    if ranking.id not in turn.tool_results:
+        return Plan((*_thought(turn, f"First the ranking: I will call {top} with n=2."), Calls((ranking,))))
+    if turn.tool_results[ranking.id].startswith(_DECLINED_PREFIX):
+        return Plan((Say(f"You declined the call to `{top}`, so I have no ranking to answer from."),))
+    best = _best_region(turn.tool_results[ranking.id])
+    ranked = _ranking(turn.tool_results[ranking.id])
+    if best is None:
+        return Plan((Say(f"The ranking did not name a region, so I cannot go on. It returned: {ranked}"),))
+    delta = _call(change, region=best, month_from="Jan", month_to="Apr")
+    if delta.id not in turn.tool_results:
+        return Plan((*_thought(turn, f"{best} is first; now its change from Jan to Apr."), Calls((delta,))))
+    result = turn.tool_results[delta.id]
+    if result.startswith(_DECLINED_PREFIX):
+        tail = (f"You declined the call to `{change}`, so I did not work out how {best} changed from Jan "
+                "to Apr. Approve it if you want that figure.")
+    elif _failed(result):
+        tail = f"The change for {best} could not be computed: {result[:200]}"
+    else:
+        tail = f"The best of them, {_change_text(result)}."
+    return Plan((Say(f"The two regions that sold the most: {ranked}.\n\n{tail}"),))
+
+
+def _sales_change(turn: Turn) -> Plan:
+    """change(North, January → April); on an error, once more with the short month names."""
+    change = turn.tool_named("change")
+    if change is None:
+        return Plan((Say("I need a change tool to answer from your data."),))
+    long = _call(change, region="North", month_from="January", month_to="April")
+    if long.id not in turn.tool_results:
+        return Plan((*_thought(turn, f"I will call {change} for the North."), Calls((long,))))
+    result = turn.tool_results[long.id]
+    if _failed(result):
+        short = _call(change, region="North", month_from="Jan", month_to="Apr")
+        if short.id not in turn.tool_results:
+            return Plan((*_thought(turn, f"The call failed ({result.removeprefix('Error: ')[:160]}). "
+                                         "I will try the short month names, Jan and Apr."), Calls((short,))))
+        result = turn.tool_results[short.id]
+        if _failed(result):
+            return Plan((Say(f"The tool failed twice, so I have no figure: {result[:200]}"),))
+        return Plan((Say(f"The first call failed (the months are called Jan and Apr in your data), so I "
+                         f"asked again. The North {_change_text(result).removeprefix('North ')}."),))
+    return Plan((Say(f"The North {_change_text(result).removeprefix('North ')}."),))
+
+
 # -- 1 + 1 ---------------------------------------------------------------------------------------------
 
 ONE_PLUS_ONE_PROMPTS = frozenset({"请问 1+1 是多少？", "What is 1+1?"})
@@ -319,6 +420,8 @@ SCRIPTS: dict[str, Callable[[Turn], Plan]] = {
     PANDAS_PROMPT: _pandas3,
     **{p: _weather for p in WEATHER_PROMPTS},
     **{p: _one_plus_one for p in ONE_PLUS_ONE_PROMPTS},
+    SALES_BEST: _sales_best,
+    SALES_CHANGE: _sales_change,
 }
 
 
