@@ -361,10 +361,11 @@ class Client:
         (a default one is made on first use) paces every thread."""
         from .batch_map import map_prompts
 
-        if self.limiter is None:
-            from .limits import RateLimiter
+        from .limits import RateLimiter
 
-            self.limiter = RateLimiter()
+        with self._lock:  # two threads mapping on one Client share one limiter
+            if self.limiter is None:
+                self.limiter = RateLimiter()
         return map_prompts(self, prompts, **options)
 
     def execute(
