@@ -384,10 +384,16 @@ def jupyter_lab(
         "display_name": "dashmagic under test", "language": "python", "env": kernel_env,
     }))
     set_lab_theme(root, theme)
+    # No "get notified about Jupyter news?" toast over the page (and no request for news).
+    (root / "cfg" / "labconfig").mkdir(parents=True, exist_ok=True)
+    (root / "cfg" / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "JUPYTER_PATH": str(root / "data"), "JUPYTER_CONFIG_DIR": str(root / "cfg"),
+    # The server needs none of dashmagic's settings; the kernel gets exactly kernel_env.
+    server_env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "DASHMAGIC_"))}
+    env = {**server_env, "JUPYTER_PATH": str(root / "data"), "JUPYTER_CONFIG_DIR": str(root / "cfg"),
            "JUPYTER_RUNTIME_DIR": str(root / "run"), "JUPYTER_DATA_DIR": str(root / "data"),
            "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(root / "ws")}
     server = subprocess.Popen(
@@ -403,6 +409,8 @@ def jupyter_lab(
                 break
             except OSError:
                 time.sleep(0.5)
+        else:
+            raise AssertionError(f"JupyterLab did not listen on 127.0.0.1:{port} within 60 s")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()

@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _browser import INSTALL_HINT, available, launch
+from _browser import INSTALL_HINT, available, jupyter_lab, launch
 
 from dashmagic.testing import FakeDashScope
 from dashmagic.testing.scripts import SALES_BEST
@@ -77,12 +74,6 @@ pytestmark = pytest.mark.skipif(not (_LAB and Path(_LAB).is_file()),
                                 reason="set DASHMAGIC_JUPYTER_LAB to a jupyter executable with JupyterLab")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _notebook(path: Path) -> None:
     import nbformat
 
@@ -98,52 +89,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
         pytest.skip(INSTALL_HINT)
     pytest.importorskip("ipywidgets", reason="the kernel needs ipywidgets for the buttons")
     root = tmp_path_factory.mktemp("lab-tools")
+    _notebook(root / "tools.ipynb")
     with FakeDashScope() as fake:
-        kernels = root / "data" / "kernels" / "dm"
-        kernels.mkdir(parents=True)
-        (kernels / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "dashmagic under test", "language": "python",
-            # live mode against the fake: the key is the fake's own, never a real one
-            "env": {"PYTHONPATH": str(ROOT), "DASHMAGIC_MODE": "live", "DASHMAGIC_LIVE": "1",
-                    "DASHSCOPE_HTTP_BASE_URL": fake.base_url, "DASHSCOPE_API_KEY": fake.api_key},
-        }))
-        _notebook(root / "tools.ipynb")
-        # No "get notified about Jupyter news?" toast over the buttons (and no request for news).
-        (root / "cfg" / "labconfig").mkdir(parents=True)
-        (root / "cfg" / "labconfig" / "page_config.json").write_text(json.dumps(
-            {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "DASHMAGIC_"))}
-        env.update({"JUPYTER_PATH": str(root / "data"), "JUPYTER_CONFIG_DIR": str(root / "cfg"),
-                    "JUPYTER_RUNTIME_DIR": str(root / "run"), "JUPYTER_DATA_DIR": str(root / "data")})
-        server = subprocess.Popen(
-            [_LAB, "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-             "--IdentityProvider.token=dm", f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
-             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        try:
-            _wait_for_port(port)
-            with launch() as browser:
-                context = browser.new_context(viewport={"width": 1280, "height": 1000})
-                try:
-                    yield context, f"http://127.0.0.1:{port}"
-                finally:
-                    context.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-
-
-def _wait_for_port(port: int) -> None:
-    for _ in range(120):  # bounded: 60 s for the server to answer
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"JupyterLab did not listen on 127.0.0.1:{port} within 60 s")
+        # live mode against the fake: the key is the fake's own, never a real one
+        kernel_env = {"PYTHONPATH": str(ROOT), "DASHMAGIC_MODE": "live", "DASHMAGIC_LIVE": "1",
+                      "DASHSCOPE_HTTP_BASE_URL": fake.base_url, "DASHSCOPE_API_KEY": fake.api_key}
+        with jupyter_lab(_LAB, root, kernel_python=sys.executable, kernel_env=kernel_env) as base, launch() as browser:
+            context = browser.new_context(viewport={"width": 1280, "height": 1000})
+            try:
+                yield context, base
+            finally:
+                context.close()
 
 
 def _run_cell(page: Any, index: int) -> Any:

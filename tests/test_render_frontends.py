@@ -25,6 +25,7 @@ from _browser import (
     available,
     github_filter,
     html_page,
+    jupyter_lab,
     jupyterlab_page,
     lab_static,
     launch,
@@ -292,22 +293,10 @@ print("updates done")"""
 def lab(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Any:
     if not (_LAB and Path(_LAB).is_file()):
         pytest.skip("set DASHMAGIC_JUPYTER_LAB to a jupyter executable with JupyterLab")
-    import json
-    import socket
-    import subprocess
-    import time
-
     import nbformat
 
     root = tmp_path_factory.mktemp("lab")
-    kernels = root / "data" / "kernels" / "dm"
-    kernels.mkdir(parents=True)
     here = Path(__file__).resolve().parent
-    (kernels / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "dashmagic under test", "language": "python",
-        "env": {"PYTHONPATH": str(here.parent)},
-    }))
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "dm", "display_name": "dm", "language": "python"}})
     nb.cells = [nbformat.v4.new_code_cell(_FOLD_CELL.format(tests=str(here)))]
     nbformat.write(nb, root / "fold.ipynb")
@@ -318,30 +307,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Any:
     code.outputs = [nbformat.v4.new_output("display_data", data=mimebundle(seed_trace("code_equations")))]
     saved.cells = [cell, code]
     nbformat.write(saved, root / "saved.ipynb")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "JUPYTER_PATH": str(root / "data"), "JUPYTER_CONFIG_DIR": str(root / "cfg"),
-           "JUPYTER_RUNTIME_DIR": str(root / "run"), "JUPYTER_DATA_DIR": str(root / "data")}
-    server = subprocess.Popen(
-        [_LAB, "lab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}", "--IdentityProvider.token=dm",
-         f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-         "jupyterlab.NeverCheckForUpdate"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(120):  # bounded: 60 s for the server to answer
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.5)
+    with jupyter_lab(_LAB, root, kernel_python=sys.executable, kernel_env={"PYTHONPATH": str(here.parent)}) as base:
         context = browser.new_context(viewport={"width": 1100, "height": 900})
-        yield context, f"http://127.0.0.1:{port}"
-        context.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        try:
+            yield context, base
+        finally:
+            context.close()
 
 
 def _lab_open(lab: Any, name: str) -> Any:
