@@ -233,9 +233,8 @@ def _world_cup(turn: Turn) -> Plan:
         f"Stadium on 18 December 2022 ended 3–3 after extra time{_cite(turn, 4)}, and Argentina won the "
         f"penalty shoot-out 4–2{_cite(turn, 3)}. Lionel Messi was named the tournament's best player{_cite(turn, 5)}."
     )
-    strategy = turn.search_options.get("search_strategy")
-    search = Search(SEARCH_SOURCES, strategy if isinstance(strategy, str) and strategy.startswith("agent") else None)
-    return Plan((*_thought(turn, "The search results agree: Argentina beat France on penalties."), Say(text)), search)
+    return Plan((*_thought(turn, "The search results agree: Argentina beat France on penalties."), Say(text)),
+                _search(turn, SEARCH_SOURCES))
 
 
 PANDAS_PROMPT = "What changed in pandas 3.0?"
@@ -269,9 +268,14 @@ def _pandas3(turn: Turn) -> Plan:
         f"installed) instead of `object`{_cite(turn, 3)}.\n\n"
         f"Features deprecated in the 2.x series were removed, so fix the warnings 2.x shows before upgrading{_cite(turn, 1)}."
     )
+    return Plan((*_thought(turn, "The release notes and the two PDEPs agree on the main changes."), Say(text)),
+                _search(turn, PANDAS_SOURCES))
+
+
+def _search(turn: Turn, sources: tuple[dict[str, Any], ...]) -> Search:
+    """The search a scripted answer ran: its sources, and the strategy when it is an agent one."""
     strategy = turn.search_options.get("search_strategy")
-    search = Search(PANDAS_SOURCES, strategy if isinstance(strategy, str) and strategy.startswith("agent") else None)
-    return Plan((*_thought(turn, "The release notes and the two PDEPs agree on the main changes."), Say(text)), search)
+    return Search(sources, strategy if isinstance(strategy, str) and strategy.startswith("agent") else None)
 
 
 # -- the weather: a function-calling conversation --------------------------------------------------

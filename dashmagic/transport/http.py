@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Union
 
 import requests
-from requests.adapters import HTTPAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
 
 from ..config import Secret
 from ..errors import TimeoutError, TransportError
@@ -35,6 +35,7 @@ __all__ = [
     "KeyAuth",
     "carries_key",
     "OwnedSession",
+    "mounted_session",
     "new_session",
     "open_sessions",
     "owned_session",
@@ -122,13 +123,17 @@ def _new_adapter() -> HTTPAdapter:
     return HTTPAdapter(max_retries=0, pool_connections=2, pool_maxsize=POOL_MAXSIZE)
 
 
-def new_session() -> requests.Session:
-    """A counted session for DashScope calls with its own pool: no urllib3 retries."""
-    session = owned_session()
-    adapter = _new_adapter()
+def mounted_session(adapter: BaseAdapter, *, trust_env: bool = True) -> requests.Session:
+    """A new, counted session whose http:// and https:// requests all go through ``adapter``."""
+    session = owned_session(trust_env=trust_env)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+def new_session() -> requests.Session:
+    """A counted session for DashScope calls with its own pool: no urllib3 retries."""
+    return mounted_session(_new_adapter())
 
 
 class _ProcessPool(HTTPAdapter):
@@ -153,11 +158,7 @@ def _process_pool() -> _ProcessPool:
 
 def pooled_session() -> requests.Session:
     """A counted session on the process-wide pool: the caller closes it, the pool stays warm."""
-    pool = _process_pool()
-    session = owned_session()
-    session.mount("https://", pool)
-    session.mount("http://", pool)
-    return session
+    return mounted_session(_process_pool())
 
 
 def shared_session() -> requests.Session:

@@ -30,7 +30,7 @@ from ..errors import ConfigError
 from ..recording.matching import shared_answers
 from ..recording.store import Recordings, check_record_destination, resolve_recordings
 from ..request import STREAM_HEADERS
-from .http import owned_session, pooled_session
+from .http import mounted_session, owned_session, pooled_session
 from .record import RecordingAdapter
 from .replay import ReplayAdapter
 
@@ -118,13 +118,6 @@ def _replay_adapter(recordings: Recordings, stream_headers: Collection[str]) -> 
     return ReplayAdapter(shared_answers(sources, stream_headers))
 
 
-def _mounted(adapter: requests.adapters.BaseAdapter, *, trust_env: bool = True) -> requests.Session:
-    session = owned_session(trust_env=trust_env)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
 def session_for(
     mode: str,
     recordings: Recordings,
@@ -145,8 +138,8 @@ def session_for(
     if name == "live":
         return pooled_session()
     if name == "record":
-        return _mounted(RecordingAdapter(_record_path(recordings), key, on_error=on_error))
-    return _mounted(_replay_adapter(recordings, stream_headers))
+        return mounted_session(RecordingAdapter(_record_path(recordings), key, on_error=on_error))
+    return mounted_session(_replay_adapter(recordings, stream_headers))
 
 
 def image_session_for(
@@ -160,5 +153,5 @@ def image_session_for(
     if name == "live":
         return owned_session(trust_env=False)
     if name == "record":
-        return _mounted(RecordingAdapter(_record_path(recordings), key, on_error=on_error), trust_env=False)
-    return _mounted(_replay_adapter(recordings, STREAM_HEADERS), trust_env=False)
+        return mounted_session(RecordingAdapter(_record_path(recordings), key, on_error=on_error), trust_env=False)
+    return mounted_session(_replay_adapter(recordings, STREAM_HEADERS), trust_env=False)
